@@ -1,0 +1,106 @@
+"""Set-up and the two Quick-start commands, runnable on a bare Python 3.11 (stdlib only).
+
+    python3 -m fashion_meta.bootstrap demo   # set up, generate the default shop, run the nightly job on it
+    python3 -m fashion_meta.bootstrap test   # set up, run the whole test suite (extra args go to pytest)
+    python3 -m fashion_meta.bootstrap setup  # only set up
+
+Set-up is incremental: a virtual env in .venv (created once), the project and its pinned dependencies
+(re-installed only when pyproject.toml or .ci/constraints.txt change), and Delta's jars fetched once from
+Maven Central into .cache/jars, so every later Spark start works offline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import subprocess
+import sys
+import tomllib
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".fashion-meta-installed"
+CONSTRAINTS = ROOT / ".ci" / "constraints.txt"
+SHOP_DIR = ROOT / "data" / "shop"
+
+
+def _say(message: str) -> None:
+    print(f"[bootstrap] {message}", flush=True)
+
+
+def _run(cmd: list[str], **kwargs) -> None:
+    result = subprocess.run(cmd, cwd=ROOT, **kwargs)
+    if result.returncode != 0:
+        raise SystemExit(f"[bootstrap] failed ({result.returncode}): {' '.join(map(str, cmd))}")
+
+
+def _install_hash() -> str:
+    digest = hashlib.sha256()
+    for path in (ROOT / "pyproject.toml", CONSTRAINTS):
+        if path.exists():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def setup() -> None:
+    """Create the venv, install the project with pinned dependencies, fetch Delta's jars (each only if needed)."""
+    if sys.version_info < (3, 11):
+        raise SystemExit("[bootstrap] Python 3.11 or 3.12 is required (found %d.%d)" % sys.version_info[:2])
+    if not PYTHON.exists():
+        _say(f"creating virtual env {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = _install_hash()
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        _say("installing fashion-meta and its pinned dependencies (first time: several minutes, torch is large)")
+        _run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
+        cmd = [str(PYTHON), "-m", "pip", "install", "--quiet", "-e", ".[dev]"]
+        if CONSTRAINTS.exists():
+            cmd += ["-c", str(CONSTRAINTS)]
+        _run(cmd)
+        STAMP.write_text(wanted)
+    _run([str(PYTHON), "-c", "from fashion_meta.spark import fetch_delta_jars as f; print('[bootstrap] Delta jars:', len(f()))"])
+
+
+def _default_run_date() -> str:
+    with (ROOT / "fashion_meta" / "defaults.toml").open("rb") as fh:
+        gen = tomllib.load(fh)["generate"]
+    return (dt.date.fromisoformat(gen["start_date"]) + dt.timedelta(days=gen["days"] - 1)).isoformat()
+
+
+def demo(extra: list[str]) -> None:
+    """Generate the default shop (once) and run the nightly job on it into ./lake."""
+    setup()
+    cli = str(VENV / "bin" / "fashion-meta")
+    if not (SHOP_DIR / "transactions_train.csv").exists():
+        _run([cli, "generate", "--out", str(SHOP_DIR)])
+    _run([cli, "nightly", "--input", str(SHOP_DIR), "--lake", str(ROOT / "lake"), "--run-date", _default_run_date(), *extra])
+    _say(f"done: Delta tables under {ROOT / 'lake'}; the input shop is in {SHOP_DIR}")
+
+
+def test(extra: list[str]) -> None:
+    """Run the whole test suite (slow tests included unless -m says otherwise)."""
+    setup()
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    result = subprocess.run([str(PYTHON), "-m", "pytest", *extra], cwd=ROOT, env=env)
+    raise SystemExit(result.returncode)
+
+
+def main(argv: list[str]) -> None:
+    """Dispatch `setup`, `demo` or `test`."""
+    if not argv or argv[0] not in ("setup", "demo", "test"):
+        raise SystemExit(__doc__)
+    command, extra = argv[0], argv[1:]
+    if command == "setup":
+        setup()
+    elif command == "demo":
+        demo(extra)
+    else:
+        test(extra)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,256 @@
+"""The `fashion-meta` command: one subcommand per stage, plus `nightly` that runs them in order.
+
+Every subcommand reads the one configuration (packaged defaults < --config file < options), logs the effective
+configuration, what it did and how long it took, records the run in ops/run_log, and exits 0 on success,
+2 on unusable input or options, 1 on any other failure: always with a one-line message, never a traceback
+(the traceback goes to a log file named in that line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from fashion_meta import __version__
+from fashion_meta.config import Config, ConfigError, load_config
+
+log = logging.getLogger("fashion_meta")
+
+
+# ----------------------------------------------------------------------------------------------- arguments
+def _date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {value!r}")
+    return number
+
+
+def _common(parser: argparse.ArgumentParser, lake: bool = True) -> None:
+    group = parser.add_argument_group("common options")
+    group.add_argument("--config", metavar="FILE", help="TOML config file (default: ./fashion-meta.toml if present)")
+    if lake:
+        group.add_argument("--lake", metavar="DIR", help="lake root, a local folder or any Spark path [lake.root]")
+        group.add_argument("--master", metavar="URL", help="Spark master when not under spark-submit [spark.master]")
+        group.add_argument("--shuffle-partitions", type=_positive_int, metavar="N", help="[spark.shuffle_partitions]")
+    group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="fashion-meta",
+        description="Nightly cold-start apparel recommender: ingest -> features -> tasks -> train -> recommend -> export.",
+    )
+    parser.add_argument("--version", action="version", version=f"fashion-meta {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("generate", help="write a synthetic shop in the H&M Kaggle format",
+                       description="Write articles.csv, customers.csv and transactions_train.csv for a synthetic shop.")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    p.add_argument("--customers", type=_positive_int, help="[generate.customers]")
+    p.add_argument("--articles", type=_positive_int, help="[generate.articles]")
+    p.add_argument("--categories", type=_positive_int, help="[generate.categories]")
+    p.add_argument("--days", type=_positive_int, help="[generate.days]")
+    p.add_argument("--transactions", type=_positive_int, help="approximate total; default from a per-customer rate")
+    p.add_argument("--seed", type=int, help="[generate.seed]")
+    p.add_argument("--start-date", type=_date, help="first day, YYYY-MM-DD [generate.start_date]")
+    _common(p, lake=False)
+    p.set_defaults(handler=cmd_generate)
+
+    p = sub.add_parser("ingest", help="load H&M-format files into the bronze Delta tables",
+                       description="Load articles/customers/transactions (CSV or Parquet) into bronze Delta tables; "
+                       "invalid rows go to bronze/rejects with a reason.")
+    p.add_argument("--input", required=True, metavar="DIR", help="folder with articles.*, customers.*, transactions_train.*")
+    p.add_argument("--since", type=_date, help="ingest only transactions from this date on")
+    p.add_argument("--run-date", type=_date,
+                   help="as-of date for articles' first_seen_date (default: the last transaction date ingested)")
+    _common(p)
+    p.set_defaults(handler=cmd_ingest)
+
+    p = sub.add_parser("nightly", help="run every stage for one run date",
+                       description="Run the nightly pipeline for --run-date: ingest (more stages as they land).")
+    p.add_argument("--input", required=True, metavar="DIR", help="folder with the H&M-format files")
+    p.add_argument("--run-date", required=True, type=_date, help="the day whose data is complete (YYYY-MM-DD)")
+    p.add_argument("--since", type=_date, help="ingest only transactions from this date on")
+    _common(p)
+    p.set_defaults(handler=cmd_nightly)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    mapping = {
+        "lake": "lake.root",
+        "master": "spark.master",
+        "shuffle_partitions": "spark.shuffle_partitions",
+        "customers": "generate.customers",
+        "articles": "generate.articles",
+        "categories": "generate.categories",
+        "days": "generate.days",
+        "transactions": "generate.transactions",
+        "seed": "generate.seed",
+    }
+    out = {key: getattr(args, name, None) for name, key in mapping.items()}
+    if getattr(args, "start_date", None):
+        out["generate.start_date"] = args.start_date.isoformat()
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ commands
+class Context:
+    """What a command handler gets: parsed args, the effective config, a run id, and counters for the run log."""
+
+    def __init__(self, args: argparse.Namespace, cfg: Config):
+        self.args = args
+        self.cfg = cfg
+        self.run_id = uuid.uuid4().hex[:12]
+        self.counts: dict[str, int] = {}
+        self._spark = None
+
+    @property
+    def lake(self) -> str:
+        return self.cfg.get("lake.root")
+
+    @property
+    def spark(self):
+        if self._spark is None:
+            from fashion_meta.spark import spark_from_config
+
+            started = time.monotonic()
+            self._spark = spark_from_config(self.cfg, app_name=f"fashion-meta {self.args.command}")
+            log.info("spark session ready in %.1fs (master %s)", time.monotonic() - started,
+                     self._spark.sparkContext.master)
+        return self._spark
+
+
+def cmd_generate(ctx: Context) -> str:
+    """Write a synthetic shop."""
+    from fashion_meta.synth.generator import ShopSpec, generate_shop
+
+    g = ctx.cfg["generate"]
+    spec = ShopSpec(
+        customers=g["customers"], articles=g["articles"], categories=g["categories"], days=g["days"],
+        seed=g["seed"], start_date=dt.date.fromisoformat(g["start_date"]),
+        transactions=g["transactions"] or None,
+    )
+    summary = generate_shop(spec, ctx.args.out, progress=lambda line: log.info("generate: %s", line))
+    info = asdict(summary)
+    ctx.counts.update({k: v for k, v in info.items() if isinstance(v, int)})
+    log.info("generate: %s", json.dumps(info, default=str))
+    return f"wrote a shop to {ctx.args.out}"
+
+
+def _ingest(ctx: Context, run_date: dt.date | None) -> str:
+    from fashion_meta.ingest.job import run_ingest
+
+    summary = run_ingest(
+        ctx.spark, ctx.args.input, ctx.lake, since=ctx.args.since, as_of=run_date,
+        max_field_chars=ctx.cfg.get("ingest.max_field_chars"),
+    )
+    ctx.counts.update(summary.counts())
+    tx = summary.files["transactions_train"]
+    return (f"ingested {tx.written} transactions ({summary.first_date}..{summary.last_date}), "
+            f"{sum(f.rejected for f in summary.files.values())} rows rejected, in {summary.seconds:.1f}s")
+
+
+def cmd_ingest(ctx: Context) -> str:
+    """Run the ingest stage."""
+    return _ingest(ctx, ctx.args.run_date)
+
+
+def cmd_nightly(ctx: Context) -> str:
+    """Run every stage for the run date."""
+    stages: list[tuple[str, Callable[[], str]]] = [("ingest", lambda: _ingest(ctx, ctx.args.run_date))]
+    times = {}
+    for name, stage in stages:
+        started = time.monotonic()
+        log.info("nightly %s: stage %s started", ctx.args.run_date, name)
+        message = stage()
+        times[name] = time.monotonic() - started
+        log.info("nightly %s: stage %s done in %.1fs: %s", ctx.args.run_date, name, times[name], message)
+    return "nightly done: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items())
+
+
+# -------------------------------------------------------------------------------------------------- main
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr, force=True,
+    )
+    for noisy in ("py4j", "urllib3", "filelock", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:500]}" if text else type(exc).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `fashion-meta` console script and of every jobs/*.py file."""
+    from fashion_meta.errors import FashionMetaError
+    from fashion_meta.runlog import redact
+
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    started_at = dt.datetime.now(dt.timezone.utc)
+    ctx = None
+    status, message, code = "failed", "", 1
+    try:
+        cfg = load_config(args.config, _overrides(args))
+        ctx = Context(args, cfg)
+        log.info("%s: effective config (%s): %s", args.command, " < ".join(cfg.sources),
+                 json.dumps(redact(cfg.as_dict()), sort_keys=True))
+        message = args.handler(ctx)
+        status, code = "succeeded", 0
+        log.info("%s: %s (%.1fs)", args.command, message,
+                 (dt.datetime.now(dt.timezone.utc) - started_at).total_seconds())
+    except (FashionMetaError, ConfigError) as exc:
+        code = getattr(exc, "exit_code", 2)
+        message = str(exc)
+        print(f"fashion-meta {args.command}: error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        code, message = 130, "interrupted"
+        print(f"fashion-meta {args.command}: interrupted", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - last line of defence: one line for the user, the trace to a file
+        message = _first_line(exc)
+        trace_file = Path(tempfile.gettempdir()) / f"fashion-meta-{args.command}-{started_at:%Y%m%dT%H%M%S}.log"
+        trace_file.write_text(traceback.format_exc())
+        print(f"fashion-meta {args.command}: failed: {message} (traceback in {trace_file})", file=sys.stderr)
+    finally:
+        if ctx is not None and ctx._spark is not None:
+            try:
+                from fashion_meta.runlog import record_run
+
+                record_run(
+                    ctx.spark, ctx.lake, run_id=ctx.run_id, command=args.command,
+                    run_date=getattr(args, "run_date", None), status=status, started_at=started_at,
+                    counts=ctx.counts, message=message, config=ctx.cfg.as_dict(),
+                )
+            except Exception as exc:  # noqa: BLE001 - a failed run-log write must not mask the real outcome
+                log.warning("could not record the run in the run log: %s", _first_line(exc))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Ingestion of H&M-format files into the bronze Delta tables."""

@@ -87,3 +87,16 @@ def check_schema(df: DataFrame, expected: T.StructType, table: str) -> DataFrame
                 f"expected {field.dataType.simpleString()}"
             )
     return df.select(*[f.name for f in expected.fields])
+
+# features/article_text_embedding: one row per (article, model, text) ever encoded; a changed text adds a row
+# with a later event_timestamp, so point-in-time reads see the text as it was.
+ARTICLE_TEXT_EMBEDDING = T.StructType(
+    [
+        T.StructField("article_id", T.StringType(), False),
+        T.StructField("model", T.StringType(), False),
+        T.StructField("text_hash", T.StringType(), False),
+        T.StructField("embedding", T.ArrayType(T.FloatType(), False), False),
+        T.StructField("event_timestamp", T.TimestampType(), False),
+        T.StructField("created_timestamp", T.TimestampType(), False),
+    ]
+)

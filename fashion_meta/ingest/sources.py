@@ -59,6 +59,7 @@ def read_header(spark: SparkSession, path: str) -> tuple[str, tuple[str, ...]]:
     """(format, column names) of a CSV or Parquet source; InputError when it has no usable header."""
     file_name = path.rstrip("/").rsplit("/", 1)[-1]
     if path.endswith(".parquet"):
+        allow_nanosecond_timestamps(spark)
         try:
             return "parquet", tuple(spark.read.parquet(path).columns)
         except Exception as exc:  # Spark raises AnalysisException and friends with long messages
@@ -163,7 +164,17 @@ def read_rows(spark: SparkSession, source: SourceFile, expected: tuple[str, ...]
     )
 
 
+def allow_nanosecond_timestamps(spark: SparkSession) -> None:
+    """Let Spark read pandas' default nanosecond Parquet timestamps (as longs; ``_as_string`` turns them to dates)."""
+    spark.conf.set("spark.sql.legacy.parquet.nanosAsLong", "true")
+
+
 def _as_string(col: Column, dtype: T.DataType, name: str) -> Column:
+    if name == "t_dat" and isinstance(dtype, T.LongType):
+        # nanoseconds since the epoch (pandas' default); small numbers are not dates and stay as digits
+        return F.when(col > F.lit(10**17), F.date_format(F.timestamp_micros(F.floor(col / 1000)), "yyyy-MM-dd")).otherwise(
+            col.cast("string")
+        )
     if isinstance(dtype, (T.DateType, T.TimestampType, T.TimestampNTZType)):
         return F.date_format(col, "yyyy-MM-dd")
     if name == "article_id" and isinstance(dtype, (T.IntegerType, T.LongType)):
@@ -174,6 +185,7 @@ def _as_string(col: Column, dtype: T.DataType, name: str) -> Column:
 
 
 def _read_parquet_rows(spark: SparkSession, source: SourceFile, expected: tuple[str, ...]) -> DataFrame:
+    allow_nanosecond_timestamps(spark)
     df = spark.read.parquet(source.path)
     types = {f.name: f.dataType for f in df.schema.fields}
     columns = [

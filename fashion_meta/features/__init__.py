@@ -1,0 +1,1 @@
+"""Feature tables of the lake: transforms from bronze to features/*."""

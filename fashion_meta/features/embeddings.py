@@ -1,0 +1,200 @@
+"""features/article_text_embedding: one vector per (article, model, text), computed in Spark, incrementally.
+
+Each article's text (name, attributes, description; see ``text_encoder.article_text_column``) is hashed
+(``text_hash = sha2(text, 256)``); only articles whose (article_id, model, text_hash) has no row yet are encoded:
+new articles, changed texts, or a model not used before. Encoding runs in Spark's Python workers
+(``mapInPandas``), each worker loading the model once through ``text_encoder.get_encoder``; the texts never
+travel to the driver. New rows are MERGEd on (article_id, model, text_hash), insert-only, so rerunning a date adds
+nothing.
+
+Time stamps (UTC): ``event_timestamp`` is the article's ``first_seen_date`` 00:00 for its first vector under a
+model (the text was known from the day the article was first seen), and run_date + 1 day 00:00 for a changed text
+(it becomes known when the run that saw it finishes, DESIGN.md Conventions). ``created_timestamp`` is the
+wall-clock time of the computation.
+
+TTL: text vectors do not expire (Feast ttl 0 = unlimited). An article's text changes only by a new row with a
+later event_timestamp, so a point-in-time read always finds the text as it was, however old the row.
+A text that changes back to an earlier one keeps its earlier row (same key) and adds none, so point-in-time reads
+then still see the in-between text; this is the price of the (article_id, model, text_hash) key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pandas as pd
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from fashion_meta import constants as C
+from fashion_meta import lake, schemas
+from fashion_meta.errors import InputError
+from fashion_meta.features.text_encoder import DEFAULT_MODEL, article_text_column, get_encoder
+
+log = logging.getLogger(__name__)
+
+KEYS = ("article_id", "model", "text_hash")
+_SECONDS_PER_DAY = 86_400
+# What the Python workers return; event seconds travel as a plain long so no time zone conversion touches them.
+_ENCODED = T.StructType(
+    [
+        T.StructField("article_id", T.StringType(), False),
+        T.StructField("text_hash", T.StringType(), False),
+        T.StructField("event_seconds", T.LongType(), False),
+        T.StructField("embedding", T.ArrayType(T.FloatType(), False), False),
+    ]
+)
+
+
+@dataclass
+class EmbeddingSummary:
+    """What one embedding run did: articles in bronze, texts encoded, vectors reused, time and throughput."""
+
+    articles: int
+    encoded: int
+    reused: int
+    seconds: float
+    texts_per_second: float
+
+
+def with_article_text(articles: DataFrame) -> DataFrame:
+    """article_id, first_seen_date, text and text_hash (sha2-256 hex of the text) of each article."""
+    missing = [c for c in ("article_id", "first_seen_date") if c not in articles.columns]
+    if missing:
+        raise ValueError(f"articles: column '{missing[0]}' is missing")
+    return (
+        articles.withColumn("text", article_text_column())
+        .withColumn("text_hash", F.sha2(F.col("text"), 256))
+        .select("article_id", "first_seen_date", "text", "text_hash")
+    )
+
+
+def with_articles_to_encode(texts: DataFrame, existing: DataFrame, run_date: dt.date) -> DataFrame:
+    """Articles whose (article_id, text_hash) has no vector in ``existing`` (one model), with event_seconds."""
+    known_articles = existing.select("article_id").distinct().withColumn("_has_vector", F.lit(True))
+    known_texts = existing.select("article_id", "text_hash").distinct()
+    changed_at = (run_date + dt.timedelta(days=1) - dt.date(1970, 1, 1)).days * _SECONDS_PER_DAY
+    return (
+        texts.join(known_texts, on=["article_id", "text_hash"], how="left_anti")
+        .join(known_articles, on="article_id", how="left")
+        .withColumn(
+            "event_seconds",
+            F.when(F.col("_has_vector"), F.lit(changed_at).cast("long")).otherwise(
+                F.unix_date(F.col("first_seen_date")).cast("long") * _SECONDS_PER_DAY
+            ),
+        )
+        .select("article_id", "text_hash", "event_seconds", "text")
+    )
+
+
+def _encode_batches(
+    model: str, max_length: int, batch_size: int, threads: int
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The mapInPandas function: text -> embedding, with the worker's cached encoder."""
+
+    def encode(frames: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        encoder = get_encoder(model, max_length, batch_size, threads)
+        for frame in frames:
+            vectors = encoder.encode(frame["text"].tolist())
+            yield pd.DataFrame(
+                {
+                    "article_id": frame["article_id"],
+                    "text_hash": frame["text_hash"],
+                    "event_seconds": frame["event_seconds"],
+                    "embedding": list(vectors),
+                }
+            )
+
+    return encode
+
+
+def _insert_new(spark: SparkSession, rows: DataFrame, path: str) -> int:
+    """Insert-only MERGE on KEYS (rows already there are left alone); return the number inserted."""
+    from delta.tables import DeltaTable
+
+    target = DeltaTable.forPath(spark, path)
+    (
+        target.alias("t")
+        .merge(rows.alias("s"), " AND ".join(f"t.`{k}` = s.`{k}`" for k in KEYS))
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    metrics = target.history(1).select("operationMetrics").first()[0] or {}
+    return int(metrics.get("numTargetRowsInserted", 0))
+
+
+def compute_article_embeddings(
+    spark: SparkSession,
+    lake_root: str,
+    run_date: dt.date,
+    *,
+    model: str = DEFAULT_MODEL,
+    batch_size: int = 64,
+    max_length: int = 128,
+    threads: int = 1,
+) -> EmbeddingSummary:
+    """Encode new or changed article texts of bronze/articles into features/article_text_embedding."""
+    if batch_size < 1 or max_length < 1 or threads < 1:
+        raise ValueError(
+            f"batch_size, max_length and threads must be >= 1, got {batch_size}, {max_length}, {threads}"
+        )
+    started = time.monotonic()
+    created = dt.datetime.now(dt.timezone.utc)
+    articles_path = lake.table_path(lake_root, C.BRONZE_ARTICLES)
+    target_path = lake.table_path(lake_root, C.FEATURES_ARTICLE_TEXT)
+    if not lake.table_exists(spark, articles_path):
+        raise InputError(f"{articles_path}: {C.BRONZE_ARTICLES} does not exist; run ingest first")
+    lake.ensure_table(spark, target_path, schemas.ARTICLE_TEXT_EMBEDDING)
+
+    texts = with_article_text(lake.read_table(spark, articles_path))
+    existing = lake.read_table(spark, target_path).where(F.col("model") == F.lit(model))
+    todo = with_articles_to_encode(texts, existing, run_date).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        total = texts.count()
+        to_encode = todo.count()
+        partitions = max(1, min(spark.sparkContext.defaultParallelism, math.ceil(to_encode / batch_size)))
+        log.info(
+            "article texts: %d articles, %d to encode with %s (%d partitions), %d reused",
+            total, to_encode, model, partitions, total - to_encode,
+        )
+        if to_encode == 0:
+            return EmbeddingSummary(total, 0, total, round(time.monotonic() - started, 2), 0.0)
+
+        encoded = (
+            todo.repartition(partitions)
+            .mapInPandas(_encode_batches(model, max_length, batch_size, threads), schema=_ENCODED)
+            .persist(StorageLevel.MEMORY_AND_DISK)
+        )
+        try:
+            encode_started = time.monotonic()
+            encoded.count()  # encode exactly once, before the MERGE reads the rows
+            encode_seconds = time.monotonic() - encode_started
+            rate = to_encode / encode_seconds if encode_seconds > 0 else 0.0
+            log.info("encoded %d texts in %.1f s (%.1f texts/s)", to_encode, encode_seconds, rate)
+            rows = encoded.select(
+                "article_id",
+                F.lit(model).alias("model"),
+                "text_hash",
+                "embedding",
+                F.timestamp_seconds(F.col("event_seconds")).alias("event_timestamp"),
+                F.lit(created).cast("timestamp").alias("created_timestamp"),
+            )
+            inserted = _insert_new(
+                spark, schemas.check_schema(rows, schemas.ARTICLE_TEXT_EMBEDDING, C.FEATURES_ARTICLE_TEXT), target_path
+            )
+        finally:
+            encoded.unpersist()
+    finally:
+        todo.unpersist()
+    if inserted != to_encode:
+        log.warning("%d texts encoded but %d rows inserted (a concurrent run wrote some)", to_encode, inserted)
+    seconds = round(time.monotonic() - started, 2)
+    log.info("%s: %d rows added in %.1f s", C.FEATURES_ARTICLE_TEXT, inserted, seconds)
+    return EmbeddingSummary(total, to_encode, total - to_encode, seconds, round(rate, 1))

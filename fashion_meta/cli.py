@@ -88,8 +88,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_ingest)
 
+    p = sub.add_parser("features", help="compute the daily feature tables (and article text vectors)",
+                       description="Compute customer, article, category and user-group x category features as of the "
+                       "end of --run-date (or of every day of --backfill START END, in one Spark job).")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--run-date", type=_date, help="the day whose features to compute (YYYY-MM-DD)")
+    when.add_argument("--backfill", nargs=2, type=_date, metavar=("START", "END"), help="every day from START to END")
+    p.add_argument("--category-column", choices=["product_type_name", "product_group_name", "garment_group_name"],
+                   help="[vocabulary.category_column]")
+    p.add_argument("--text-model", metavar="NAME_OR_PATH", help="text encoder: package alias, local folder or hub id [features.text_model]")
+    p.add_argument("--no-text-vectors", action="store_true", help="skip the article text vectors [features.text_vectors]")
+    _common(p)
+    p.set_defaults(handler=cmd_features)
+
     p = sub.add_parser("nightly", help="run every stage for one run date",
-                       description="Run the nightly pipeline for --run-date: ingest (more stages as they land).")
+                       description="Run the nightly pipeline for --run-date: ingest, features (more stages as they land).")
     p.add_argument("--input", required=True, metavar="DIR", help="folder with the H&M-format files")
     p.add_argument("--run-date", required=True, type=_date, help="the day whose data is complete (YYYY-MM-DD)")
     p.add_argument("--since", type=_date, help="ingest only transactions from this date on")
@@ -109,8 +122,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "days": "generate.days",
         "transactions": "generate.transactions",
         "seed": "generate.seed",
+        "category_column": "vocabulary.category_column",
+        "text_model": "features.text_model",
     }
     out = {key: getattr(args, name, None) for name, key in mapping.items()}
+    if getattr(args, "no_text_vectors", False):
+        out["features.text_vectors"] = False
     if getattr(args, "start_date", None):
         out["generate.start_date"] = args.start_date.isoformat()
     return out
@@ -145,7 +162,8 @@ class Context:
 
 def cmd_generate(ctx: Context) -> str:
     """Write a synthetic shop."""
-    from fashion_meta.synth.generator import ShopSpec, generate_shop
+    from fashion_meta.errors import UsageError
+    from fashion_meta.synth.generator import ShopSpec, generate_shop, validate_spec
 
     g = ctx.cfg["generate"]
     spec = ShopSpec(
@@ -153,6 +171,10 @@ def cmd_generate(ctx: Context) -> str:
         seed=g["seed"], start_date=dt.date.fromisoformat(g["start_date"]),
         transactions=g["transactions"] or None,
     )
+    try:
+        validate_spec(spec)
+    except ValueError as exc:
+        raise UsageError(f"invalid shop: {exc}") from None
     summary = generate_shop(spec, ctx.args.out, progress=lambda line: log.info("generate: %s", line))
     info = asdict(summary)
     ctx.counts.update({k: v for k, v in info.items() if isinstance(v, int)})
@@ -178,9 +200,34 @@ def cmd_ingest(ctx: Context) -> str:
     return _ingest(ctx, ctx.args.run_date)
 
 
+def _features(ctx: Context, start: dt.date, end: dt.date) -> str:
+    from fashion_meta.features.job import FeatureParams, run_features
+
+    summary = run_features(ctx.spark, ctx.lake, start, end, FeatureParams.from_config(ctx.cfg))
+    ctx.counts.update({f"{k}.rows": v for k, v in summary.rows.items()})
+    ctx.counts["article_text_embedding.encoded"] = summary.encoded_texts
+    rows = ", ".join(f"{k} {v}" for k, v in summary.rows.items())
+    span = start.isoformat() if start == end else f"{start}..{end}"
+    return f"features for {span}: {rows}; {summary.encoded_texts} texts encoded"
+
+
+def cmd_features(ctx: Context) -> str:
+    """Run the features stage for one date or a range."""
+    start, end = ctx.args.backfill if ctx.args.backfill else (ctx.args.run_date, ctx.args.run_date)
+    if end < start:
+        from fashion_meta.errors import UsageError
+
+        raise UsageError(f"--backfill ends ({end}) before it starts ({start})")
+    return _features(ctx, start, end)
+
+
 def cmd_nightly(ctx: Context) -> str:
     """Run every stage for the run date."""
-    stages: list[tuple[str, Callable[[], str]]] = [("ingest", lambda: _ingest(ctx, ctx.args.run_date))]
+    run_date = ctx.args.run_date
+    stages: list[tuple[str, Callable[[], str]]] = [
+        ("ingest", lambda: _ingest(ctx, run_date)),
+        ("features", lambda: _features(ctx, run_date, run_date)),
+    ]
     times = {}
     for name, stage in stages:
         started = time.monotonic()
@@ -244,7 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
                 record_run(
                     ctx.spark, ctx.lake, run_id=ctx.run_id, command=args.command,
-                    run_date=getattr(args, "run_date", None), status=status, started_at=started_at,
+                    run_date=getattr(args, "run_date", None) or (args.backfill[1] if getattr(args, "backfill", None) else None),
+                    status=status, started_at=started_at,
                     counts=ctx.counts, message=message, config=ctx.cfg.as_dict(),
                 )
             except Exception as exc:  # noqa: BLE001 - a failed run-log write must not mask the real outcome

@@ -97,3 +97,11 @@ def merge_upsert(
 def sql_literal_list(values: list[str]) -> str:
     """A SQL IN-list of quoted string literals."""
     return ", ".join("'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'" for v in values)
+
+
+def last_commit_rows(spark: SparkSession, path: str) -> int:
+    """Rows written by the table's latest commit (Delta's numOutputRows)."""
+    from delta.tables import DeltaTable
+
+    metrics = DeltaTable.forPath(spark, path).history(1).select("operationMetrics").first()[0] or {}
+    return int(metrics.get("numOutputRows", 0))

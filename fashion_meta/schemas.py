@@ -81,7 +81,8 @@ def check_schema(df: DataFrame, expected: T.StructType, table: str) -> DataFrame
     for field in expected.fields:
         if field.name not in actual:
             raise ValueError(f"{table}: column '{field.name}' is missing")
-        if actual[field.name] != field.dataType:
+        # simpleString ignores nullability inside arrays/maps, which Spark does not track reliably
+        if actual[field.name].simpleString() != field.dataType.simpleString():
             raise ValueError(
                 f"{table}: column '{field.name}' is {actual[field.name].simpleString()}, "
                 f"expected {field.dataType.simpleString()}"
@@ -99,4 +100,87 @@ ARTICLE_TEXT_EMBEDDING = T.StructType(
         T.StructField("event_timestamp", T.TimestampType(), False),
         T.StructField("created_timestamp", T.TimestampType(), False),
     ]
+)
+
+
+def _fields(*spec: tuple[str, T.DataType, bool]) -> list[T.StructField]:
+    return [T.StructField(name, dtype, nullable) for name, dtype, nullable in spec]
+
+
+_STAMPS = _fields(
+    ("event_timestamp", T.TimestampType(), False),
+    ("created_timestamp", T.TimestampType(), False),
+    ("feature_date", T.DateType(), False),
+)
+AGE_BAND_COLUMNS = ("le24", "25_34", "35_44", "45_54", "55plus", "unknown")
+
+# features/customer_daily: one row per active customer and day D, stamped D+1 00:00 UTC. TTL 2 days.
+CUSTOMER_DAILY = T.StructType(
+    _fields(
+        ("customer_id", T.StringType(), False),
+        ("user_group", T.StringType(), False),
+        ("age_band", T.StringType(), False),
+        ("channel", T.StringType(), False),
+        ("age", T.IntegerType(), True),
+        ("purchases_7d", T.LongType(), False),
+        ("purchases_28d", T.LongType(), False),
+        ("purchases_90d", T.LongType(), False),
+        ("online_share_90d", T.DoubleType(), False),
+        ("days_since_last_purchase", T.IntegerType(), False),
+        ("distinct_categories_90d", T.LongType(), False),
+        ("avg_price_90d", T.DoubleType(), True),
+        ("history_vector", T.ArrayType(T.FloatType(), True), True),
+    )
+    + _STAMPS
+)
+
+# features/article_daily: one row per in-stock article and day D, stamped D+1 00:00 UTC. TTL 2 days.
+ARTICLE_DAILY = T.StructType(
+    _fields(
+        ("article_id", T.StringType(), False),
+        ("category", T.StringType(), False),
+        ("product_code", T.IntegerType(), True),
+        ("price_28d", T.DoubleType(), True),
+        ("price_level", T.DoubleType(), True),
+        ("sales_7d", T.LongType(), False),
+        ("sales_28d", T.LongType(), False),
+        ("days_since_first_sale", T.IntegerType(), True),
+        ("days_since_first_seen", T.IntegerType(), False),
+    )
+    + _fields(*[(f"buyers_28d_{band}", T.LongType(), False) for band in AGE_BAND_COLUMNS])
+    + _fields(("buyers_28d_online", T.LongType(), False), ("buyers_28d_store", T.LongType(), False))
+    + _STAMPS
+)
+
+# features/category_daily: one row per known category and day D, stamped D+1 00:00 UTC. TTL 2 days.
+CATEGORY_DAILY = T.StructType(
+    _fields(
+        ("category", T.StringType(), False),
+        ("articles_known", T.LongType(), False),
+        ("articles_in_stock", T.LongType(), False),
+        ("purchases_7d", T.LongType(), False),
+        ("purchases_28d", T.LongType(), False),
+        ("purchases_total", T.LongType(), False),
+        ("first_sale_date", T.DateType(), True),
+        ("age_days", T.IntegerType(), True),
+        ("is_new", T.BooleanType(), False),
+    )
+    + _STAMPS
+)
+
+# features/group_category_daily: one row per (user group, category) and day D, stamped D+1 00:00 UTC. TTL 2 days.
+GROUP_CATEGORY_DAILY = T.StructType(
+    _fields(
+        ("user_group", T.StringType(), False),
+        ("category", T.StringType(), False),
+        ("purchases_7d", T.LongType(), False),
+        ("purchases_28d", T.LongType(), False),
+        ("buyers_7d", T.LongType(), False),
+        ("buyers_28d", T.LongType(), False),
+        ("group_share_of_category_28d", T.DoubleType(), True),
+        ("category_share_of_group_28d", T.DoubleType(), True),
+        ("trend_7d_vs_28d", T.DoubleType(), True),
+        ("affinity", T.DoubleType(), False),
+    )
+    + _STAMPS
 )

@@ -6,6 +6,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -133,6 +134,9 @@ def get_spark(
             log.warning("spark.sql.extensions was set by the submitter without Delta's extension")
         return builder.getOrCreate()
 
+    # Python workers must run this interpreter (the one with the project's packages), not whatever
+    # `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     jars = delta_jars(jars_dir)
     if not _has_delta(jars):
         raise SparkSetupError(

@@ -76,21 +76,21 @@ def with_article_text(articles: DataFrame) -> DataFrame:
     )
 
 
-def with_articles_to_encode(texts: DataFrame, existing: DataFrame, run_date: dt.date) -> DataFrame:
-    """Articles whose (article_id, text_hash) has no vector in ``existing`` (one model), with event_seconds."""
-    known_articles = existing.select("article_id").distinct().withColumn("_has_vector", F.lit(True))
-    known_texts = existing.select("article_id", "text_hash").distinct()
+def with_encoding_status(texts: DataFrame, existing: DataFrame, run_date: dt.date) -> DataFrame:
+    """Each article with ``needs_vector`` (its text has no row in ``existing``, one model) and event_seconds."""
+    known = existing.groupBy("article_id").agg(F.collect_set("text_hash").alias("_known_hashes"))
     changed_at = (run_date + dt.timedelta(days=1) - dt.date(1970, 1, 1)).days * _SECONDS_PER_DAY
+    has_vector = F.col("_known_hashes").isNotNull()
     return (
-        texts.join(known_texts, on=["article_id", "text_hash"], how="left_anti")
-        .join(known_articles, on="article_id", how="left")
+        texts.join(known, on="article_id", how="left")
+        .withColumn("needs_vector", ~has_vector | ~F.array_contains("_known_hashes", F.col("text_hash")))
         .withColumn(
             "event_seconds",
-            F.when(F.col("_has_vector"), F.lit(changed_at).cast("long")).otherwise(
+            F.when(has_vector, F.lit(changed_at).cast("long")).otherwise(
                 F.unix_date(F.col("first_seen_date")).cast("long") * _SECONDS_PER_DAY
             ),
         )
-        .select("article_id", "text_hash", "event_seconds", "text")
+        .select("article_id", "text_hash", "event_seconds", "text", "needs_vector")
     )
 
 
@@ -155,10 +155,12 @@ def compute_article_embeddings(
 
     texts = with_article_text(lake.read_table(spark, articles_path))
     existing = lake.read_table(spark, target_path).where(F.col("model") == F.lit(model))
-    todo = with_articles_to_encode(texts, existing, run_date).persist(StorageLevel.MEMORY_AND_DISK)
+    status = with_encoding_status(texts, existing, run_date).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        total = texts.count()
-        to_encode = todo.count()
+        counts = status.agg(
+            F.count(F.lit(1)).alias("total"), F.sum(F.col("needs_vector").cast("long")).alias("to_encode")
+        ).first()
+        total, to_encode = counts["total"], counts["to_encode"] or 0
         partitions = max(1, min(spark.sparkContext.defaultParallelism, math.ceil(to_encode / batch_size)))
         log.info(
             "article texts: %d articles, %d to encode with %s (%d partitions), %d reused",
@@ -168,7 +170,8 @@ def compute_article_embeddings(
             return EmbeddingSummary(total, 0, total, round(time.monotonic() - started, 2), 0.0)
 
         encoded = (
-            todo.repartition(partitions)
+            status.where(F.col("needs_vector"))
+            .repartition(partitions)
             .mapInPandas(_encode_batches(model, max_length, batch_size, threads), schema=_ENCODED)
             .persist(StorageLevel.MEMORY_AND_DISK)
         )
@@ -192,7 +195,7 @@ def compute_article_embeddings(
         finally:
             encoded.unpersist()
     finally:
-        todo.unpersist()
+        status.unpersist()
     if inserted != to_encode:
         log.warning("%d texts encoded but %d rows inserted (a concurrent run wrote some)", to_encode, inserted)
     seconds = round(time.monotonic() - started, 2)

@@ -10,13 +10,13 @@ For each size, in one process:
    transaction rows. One small warm-up ingest runs first, so JVM start-up and JIT warm-up are not counted.
    The summary must show zero rejects and every generated row written, or the benchmark stops.
 3. The single-machine reference: DuckDB with 2 threads (like ``local[2]``) converting the same files to
-   Parquet, timed twice: transactions_train.csv alone with explicit types, and all three files.
+   Parquet: transactions_train.csv alone with explicit types, and all three files; each the median of 3 runs.
 
 Peak RSS of this Python process (generator and DuckDB run in it) and of Spark's JVM are sampled per phase.
 The CSV files are freshly written, so both engines read them from the page cache. ``--event-log DIR`` turns on
 Spark's event log and prints, per ingest, the time inside and between Spark jobs and the longest steps; it is
-off by default so the timed session is exactly the one the benchmark names. Figures from a shared machine vary; the Spark/DuckDB ratio is the number
-to compare.
+off by default so the timed session is exactly the one the benchmark names. Figures from a shared machine vary;
+the Spark/DuckDB ratio is the number to compare.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import re
 import resource
 import shlex
 import shutil
+import statistics
 import sys
 import tempfile
 import threading
@@ -49,6 +50,7 @@ from fashion_meta.synth.generator import GenerateSummary, ShopSpec, generate_sho
 DEFAULT_SIZES = (1_000_000, 5_000_000)
 SPARK_MASTER = "local[2]"
 DUCKDB_THREADS = 2  # the same two cores Spark's local[2] gets
+DUCKDB_REPEATS = 3  # DuckDB runs take seconds on a shared machine: report the median of a few
 WARMUP_SPEC = ShopSpec(customers=2_000, articles=500, categories=20, days=14, seed=1)
 TRANSACTION_TYPES = {
     "t_dat": "DATE",
@@ -190,11 +192,13 @@ def duckdb_convert(shop: Path, out: Path, all_files: bool) -> tuple[float, int]:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     tx_columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in TRANSACTION_TYPES.items()) + "}"
-    jobs = [(C.TRANSACTIONS_FILE, f"read_csv('{shop / C.TRANSACTIONS_FILE}.csv', header = true, columns = {tx_columns})")]
+    tx_csv = shop / f"{C.TRANSACTIONS_FILE}.csv"
+    jobs = [(C.TRANSACTIONS_FILE, f"read_csv('{tx_csv}', header = true, columns = {tx_columns})")]
     if all_files:
         jobs += [
             # article_id keeps its leading zero as text, as in bronze; the rest is DuckDB's type detection.
-            (C.ARTICLES_FILE, f"read_csv('{shop / C.ARTICLES_FILE}.csv', header = true, types = {{'article_id': 'VARCHAR'}})"),
+            (C.ARTICLES_FILE,
+             f"read_csv('{shop / C.ARTICLES_FILE}.csv', header = true, types = {{'article_id': 'VARCHAR'}})"),
             (C.CUSTOMERS_FILE, f"read_csv('{shop / C.CUSTOMERS_FILE}.csv', header = true)"),
         ]
     con = duckdb.connect()
@@ -222,7 +226,8 @@ def _job_label(props: dict[str, str], sql_descriptions: dict[int, str]) -> str:
     return text.replace("save at NativeMethodAccessorImpl.java:0", "DataFrameWriter.save")
 
 
-def job_breakdown(event_log_dir: Path, windows: list[tuple[str, float, float]], min_step_s: float = 1.0) -> Iterator[str]:
+def job_breakdown(event_log_dir: Path, windows: list[tuple[str, float, float]],
+                  min_step_s: float = 1.0) -> Iterator[str]:
     """Per timed ingest (name, start, end in epoch seconds): wall time in and outside Spark jobs, and its steps.
 
     A step is a run of consecutive jobs with the same label; steps shorter than min_step_s are summed into one line.
@@ -237,7 +242,8 @@ def job_breakdown(event_log_dir: Path, windows: list[tuple[str, float, float]], 
                 if kind.endswith("SparkListenerSQLExecutionStart"):
                     sql_descriptions[event["executionId"]] = event.get("description", "")
                 elif kind == "SparkListenerJobStart":
-                    jobs[event["Job ID"]] = {"start": event["Submission Time"] / 1000, "props": event.get("Properties") or {}}
+                    jobs[event["Job ID"]] = {"start": event["Submission Time"] / 1000,
+                                             "props": event.get("Properties") or {}}
                 elif kind == "SparkListenerJobEnd":
                     jobs[event["Job ID"]]["end"] = event["Completion Time"] / 1000
     ordered = [j | {"label": _job_label(j["props"], sql_descriptions)} for _, j in sorted(jobs.items()) if "end" in j]
@@ -280,7 +286,8 @@ def markdown_table(results: list[SizeResult]) -> str:
     for r in results:
         lines.append(
             f"| {r.size:,} | {r.rows:,} | {r.csv_mb:,.0f} | {r.generate_s:.1f} | {rate(r.rows, r.generate_s)} "
-            f"| {r.ingest_s:.1f} | {rate(r.rows, r.ingest_s)} | {r.duckdb_tx_s:.2f} | {r.ingest_s / r.duckdb_tx_s:.1f}x "
+            f"| {r.ingest_s:.1f} | {rate(r.rows, r.ingest_s)} "
+            f"| {r.duckdb_tx_s:.2f} | {r.ingest_s / r.duckdb_tx_s:.1f}x "
             f"| {r.duckdb_all_s:.2f} | {r.ingest_s / r.duckdb_all_s:.1f}x |"
         )
     return "\n".join(lines)
@@ -307,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=list(DEFAULT_SIZES), help="transaction counts")
     parser.add_argument("--workdir", type=Path, help="where shops and lakes go (default: a new temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the generated shops, lakes and Parquet files")
-    parser.add_argument("--event-log", type=Path, help="enable Spark's event log here and print where each ingest's time goes")
+    parser.add_argument("--event-log", type=Path,
+                        help="enable Spark's event log here and print where each ingest's time goes")
     args = parser.parse_args(argv)
 
     command = shlex.join([os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else sys.executable,
@@ -374,14 +382,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"counts {summary.counts()}", flush=True)
 
             sampler.phase("duckdb")
-            r.duckdb_tx_s, duck_rows = duckdb_convert(shop, workdir / f"duckdb-tx-{size}", all_files=False)
-            if duck_rows != r.rows:
-                raise RuntimeError(f"DuckDB read {duck_rows:,} transactions, the generator wrote {r.rows:,}")
-            print(f"  duckdb transactions -> parquet: {r.duckdb_tx_s:.2f} s, {rate(r.rows, r.duckdb_tx_s)} rows/s; "
-                  f"ratio spark_ingest / duckdb = {r.ingest_s / r.duckdb_tx_s:.1f}x", flush=True)
-            r.duckdb_all_s, _ = duckdb_convert(shop, workdir / f"duckdb-all-{size}", all_files=True)
-            print(f"  duckdb all 3 files -> parquet: {r.duckdb_all_s:.2f} s; "
-                  f"ratio spark_ingest / duckdb (3 files) = {r.ingest_s / r.duckdb_all_s:.1f}x", flush=True)
+            for all_files in (False, True):
+                out = workdir / f"duckdb-{'all' if all_files else 'tx'}-{size}"
+                runs = [duckdb_convert(shop, out, all_files) for _ in range(DUCKDB_REPEATS)]
+                if any(rows != r.rows for _, rows in runs):
+                    raise RuntimeError(f"DuckDB read {runs[0][1]:,} transactions, the generator wrote {r.rows:,}")
+                seconds = statistics.median(s for s, _ in runs)
+                what = "all 3 files" if all_files else "transactions"
+                print(f"  duckdb {what} -> parquet: median {seconds:.2f} s of "
+                      f"{', '.join(f'{s:.2f}' for s, _ in runs)}; {rate(r.rows, seconds)} transaction rows/s; "
+                      f"ratio spark_ingest / duckdb ({what}) = {r.ingest_s / seconds:.1f}x", flush=True)
+                if all_files:
+                    r.duckdb_all_s = seconds
+                else:
+                    r.duckdb_tx_s = seconds
             sampler.phase(None)
             r.peak_rss_mb = {phase: dict(peaks) for phase, peaks in sampler.peaks.items()}
             sampler.peaks.clear()
@@ -403,8 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + memory_table(results))
     python_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     print(f"\nPython process peak RSS over the whole run: {python_peak:,.0f} MB")
-    print(f"ratio = spark ingest s / duckdb s; warm-up ingest of {warm.transactions_rows:,} transactions "
-          f"not counted; load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"ratio = spark ingest s / duckdb s (median of {DUCKDB_REPEATS}); warm-up ingest of "
+          f"{warm.transactions_rows:,} transactions not counted; "
+          f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"command: {command}")
     return 0
 

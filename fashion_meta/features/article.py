@@ -51,11 +51,17 @@ def article_buyers_by_group(tx: DataFrame, groups: DataFrame, as_of: DataFrame, 
     return buyers.groupBy("article_id", AS_OF).agg(*counts)
 
 
+def first_sales(tx_history: DataFrame) -> DataFrame:
+    """(article_id, first_sale): the first sale in the whole history given (pass every transaction up to the end)."""
+    return tx_history.groupBy("article_id").agg(F.min("t_dat").alias("_first_sale"))
+
+
 def article_daily(
     tx: DataFrame,
     articles: DataFrame,
     groups: DataFrame,
     as_of: DataFrame,
+    first_sale: DataFrame,
     *,
     in_stock_sales_days: int = 28,
     new_article_days: int = 14,
@@ -63,10 +69,10 @@ def article_daily(
     """Features of every in-stock article for every as-of date (stamps added by the job).
 
     In stock (DESIGN.md): sold within ``in_stock_sales_days``, or first seen within ``new_article_days``.
-    ``price_level`` is the article's mean price over the window divided by the median over the in-stock
+    ``tx`` needs only the window before each as-of date; ``first_sale`` comes from ``first_sales`` over the whole
+    history. ``price_level`` is the article's mean price over the window divided by the median over the in-stock
     articles of its category that day (null when the article has not sold in the window).
     """
-    first_sale = tx.groupBy("article_id").agg(F.min("t_dat").alias("_first_sale"))
     sales = article_sales(tx, as_of, in_stock_sales_days)
     buyers = article_buyers_by_group(tx, groups, as_of, in_stock_sales_days)
     zero_cols = ["sales_7d", "sales_28d"] + [c for c in buyers.columns if c.startswith("buyers_")]

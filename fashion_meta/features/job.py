@@ -146,7 +146,7 @@ def run_features(
     log.info("customer_daily: %d rows in %.1fs", summary.rows["customer_daily"], summary.seconds["customer_daily"])
 
     in_stock = article.article_daily(
-        tx, articles, groups, as_of, in_stock_sales_days=params.in_stock_sales_days,
+        tx, articles, groups, as_of, article.first_sales(tx_all), in_stock_sales_days=params.in_stock_sales_days,
         new_article_days=params.new_article_days,
     ).persist(StorageLevel.MEMORY_AND_DISK)
     summary.rows["article_daily"] = timed(

@@ -21,6 +21,7 @@ DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 JARS_ENV = "FASHION_META_JARS_DIR"
+LOG4J_FILE = Path(__file__).with_name("log4j2.properties")
 
 # Settings every session gets unless the submitter set them (spark-submit --conf wins).
 _SESSION_DEFAULTS = {
@@ -149,7 +150,7 @@ def get_spark(
         .config("spark.jars", ",".join(str(p) for p in jars))
         .config("spark.driver.memory", driver_memory)
         .config("spark.ui.enabled", "true" if ui else "false")
-        .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
+        .config("spark.driver.extraJavaOptions", f"-Duser.timezone=UTC -Dlog4j.configurationFile={LOG4J_FILE.as_uri()}")
         .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         .config("spark.ui.showConsoleProgress", "false")
         # Delta rebuilds table state with 50 tasks by default; on a laptop-sized machine that is mostly overhead.

@@ -61,6 +61,7 @@ class EmbeddingSummary:
     encoded: int
     reused: int
     seconds: float
+    # Texts encoded / wall time of the encoding stage, model loading in the workers included; 0.0 if none.
     texts_per_second: float
 
 
@@ -126,7 +127,8 @@ def _insert_new(spark: SparkSession, rows: DataFrame, path: str) -> int:
         .whenNotMatchedInsertAll()
         .execute()
     )
-    metrics = target.history(1).select("operationMetrics").first()[0] or {}
+    last = target.history(1).select("operationMetrics").first()
+    metrics = (last[0] if last else None) or {}
     return int(metrics.get("numTargetRowsInserted", 0))
 
 
@@ -159,7 +161,7 @@ def compute_article_embeddings(
     try:
         counts = status.agg(
             F.count(F.lit(1)).alias("total"), F.sum(F.col("needs_vector").cast("long")).alias("to_encode")
-        ).first()
+        ).collect()[0]
         total, to_encode = counts["total"], counts["to_encode"] or 0
         partitions = max(1, min(spark.sparkContext.defaultParallelism, math.ceil(to_encode / batch_size)))
         log.info(

@@ -85,6 +85,7 @@ def resolve_model_path(name_or_path: str) -> str:
 @contextlib.contextmanager
 def _offline_quiet_loading(offline: bool) -> Iterator[None]:
     """While loading: no network for local folders (HF_HUB_OFFLINE=1) and no progress bar on stderr."""
+    # huggingface_hub reads HF_HUB_OFFLINE partly at import time, so the loaders also get local_files_only.
     from transformers.utils import logging as hf_logging
 
     previous = os.environ.get("HF_HUB_OFFLINE")

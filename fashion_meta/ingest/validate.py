@@ -93,7 +93,8 @@ def with_typed_transactions(df: DataFrame) -> DataFrame:
 def with_known_articles(transactions: DataFrame, article_ids: DataFrame) -> DataFrame:
     """Reject transactions whose article_id is in neither the articles file nor bronze/articles."""
     known = article_ids.select(F.col("article_id").alias("_known")).distinct()
-    joined = transactions.join(known, transactions["article_id"] == known["_known"], how="left")
+    # The article list is small (H&M: 105k ids): broadcast it so the transactions, raw lines included, never shuffle.
+    joined = transactions.join(F.broadcast(known), transactions["article_id"] == known["_known"], how="left")
     return _add_reasons(
         joined,
         F.when(

@@ -127,8 +127,9 @@ def test_spark_vectors_equal_direct_encoding_and_have_unit_norm(runs):
     for r in rows:
         assert r.text_hash == hashlib.sha256(texts[r.article_id].encode("utf-8")).hexdigest()
     no_desc = next(r for r in rows if r.article_id == "0110065001")
-    assert texts["0110065001"] == "OP T-shirt (Idro). Bra, Underwear, Black, Solid, Dark, Womens Everyday Basics, " \
-        "Jersey Basic, Ladieswear"
+    assert texts["0110065001"] == (
+        "OP T-shirt (Idro). Bra, Underwear, Black, Solid, Dark, Womens Everyday Basics, Jersey Basic, Ladieswear"
+    )
     assert len(no_desc.embedding) == 384
 
 

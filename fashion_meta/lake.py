@@ -71,8 +71,9 @@ def merge_upsert(
     path: str,
     keys: tuple[str, ...],
     update_set: dict[str, str] | None = None,
+    update: bool = True,
 ) -> dict[str, int]:
-    """MERGE ``df`` into the table on ``keys`` (update matched, insert new); return Delta's row counts."""
+    """MERGE ``df`` into the table on ``keys`` (update matched unless ``update=False``, insert new); return row counts."""
     from delta.tables import DeltaTable
 
     target = DeltaTable.forPath(spark, path)
@@ -80,13 +81,10 @@ def merge_upsert(
     columns = df.columns
     updates = {c: f"s.`{c}`" for c in columns}
     updates.update(update_set or {})
-    (
-        target.alias("t")
-        .merge(df.alias("s"), condition)
-        .whenMatchedUpdate(set=updates)
-        .whenNotMatchedInsert(values={c: f"s.`{c}`" for c in columns})
-        .execute()
-    )
+    merge = target.alias("t").merge(df.alias("s"), condition)
+    if update:
+        merge = merge.whenMatchedUpdate(set=updates)
+    merge.whenNotMatchedInsert(values={c: f"s.`{c}`" for c in columns}).execute()
     metrics = target.history(1).select("operationMetrics").first()[0] or {}
     return {
         "inserted": int(metrics.get("numTargetRowsInserted", 0)),

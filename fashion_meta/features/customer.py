@@ -107,9 +107,11 @@ def pooled_history_vectors(
     Each article's vector is the latest one stamped at or before the as-of date's event time, so a text that
     changed later never leaks into an earlier row. The vector table is broadcast as one numpy matrix.
     """
+    # text_hash breaks ties (two texts of one article stamped the same day), so the numbering is total and the
+    # collected matrix and the join below agree row for row.
     versions = vectors.select(
-        "article_id", F.col("event_timestamp").alias("_vts"), "embedding"
-    ).withColumn("_vid", F.row_number().over(Window.orderBy("article_id", "_vts")) - 1)
+        "article_id", "text_hash", F.col("event_timestamp").alias("_vts"), "embedding"
+    ).withColumn("_vid", F.row_number().over(Window.orderBy("article_id", "_vts", "text_hash")) - 1)
     rows = versions.select("_vid", "embedding").orderBy("_vid").collect()
     if not rows:
         return spark.createDataFrame([], f"customer_id string, {AS_OF} date, history_vector array<float>")
@@ -120,7 +122,7 @@ def pooled_history_vectors(
         .groupBy("customer_id", AS_OF, "article_id")
         .agg(F.count(F.lit(1)).alias("_n"))
     )
-    latest = Window.partitionBy("customer_id", AS_OF, "article_id").orderBy(F.col("_vts").desc())
+    latest = Window.partitionBy("customer_id", AS_OF, "article_id").orderBy(F.col("_vts").desc(), F.col("_vid").desc())
     chosen = (
         pairs.join(versions.select("article_id", "_vts", "_vid"), on="article_id", how="inner")
         .where(F.col("_vts") <= F.to_timestamp(F.date_add(F.col(AS_OF), 1)))

@@ -116,22 +116,6 @@ def _encode_batches(
     return encode
 
 
-def _insert_new(spark: SparkSession, rows: DataFrame, path: str) -> int:
-    """Insert-only MERGE on KEYS (rows already there are left alone); return the number inserted."""
-    from delta.tables import DeltaTable
-
-    target = DeltaTable.forPath(spark, path)
-    (
-        target.alias("t")
-        .merge(rows.alias("s"), " AND ".join(f"t.`{k}` = s.`{k}`" for k in KEYS))
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    last = target.history(1).select("operationMetrics").first()
-    metrics = (last[0] if last else None) or {}
-    return int(metrics.get("numTargetRowsInserted", 0))
-
-
 def compute_article_embeddings(
     spark: SparkSession,
     lake_root: str,
@@ -191,9 +175,13 @@ def compute_article_embeddings(
                 F.timestamp_seconds(F.col("event_seconds")).alias("event_timestamp"),
                 F.lit(created).cast("timestamp").alias("created_timestamp"),
             )
-            inserted = _insert_new(
-                spark, schemas.check_schema(rows, schemas.ARTICLE_TEXT_EMBEDDING, C.FEATURES_ARTICLE_TEXT), target_path
-            )
+            inserted = lake.merge_upsert(
+                spark,
+                schemas.check_schema(rows, schemas.ARTICLE_TEXT_EMBEDDING, C.FEATURES_ARTICLE_TEXT),
+                target_path,
+                KEYS,
+                update=False,  # insert-only: an existing (article, model, text) vector is never rewritten
+            )["inserted"]
         finally:
             encoded.unpersist()
     finally:

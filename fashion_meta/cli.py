@@ -285,12 +285,11 @@ def cmd_materialize(ctx: Context) -> str:
 
 def _nightly_features(ctx: Context, run_date: dt.date) -> str:
     """Features for the run date and for every day of the task window that has none yet (one Spark job)."""
-    from fashion_meta.tasks.job import missing_feature_dates
+    from fashion_meta.tasks.job import missing_feature_dates, required_feature_dates
 
-    window_days = ctx.cfg.get("tasks.window_days")
-    first = run_date - dt.timedelta(days=window_days)
-    missing = missing_feature_dates(ctx.spark, ctx.lake, first, run_date - dt.timedelta(days=1))
-    return _features(ctx, missing[0] if missing else run_date, run_date)
+    needed = required_feature_dates(ctx.spark, ctx.lake, run_date, ctx.cfg.get("tasks.window_days"))
+    missing = missing_feature_dates(ctx.spark, ctx.lake, *needed) if needed and needed[0] <= needed[1] else []
+    return _features(ctx, min(missing[0], run_date) if missing else run_date, run_date)
 
 
 def cmd_nightly(ctx: Context) -> str:

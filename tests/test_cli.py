@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import subprocess
 import sys
 
@@ -58,10 +61,16 @@ def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys):
     shop = tmp_path / "shop"
     assert main(["generate", "--out", str(shop), "--customers", "200", "--articles", "120", "--categories", "6",
                  "--days", "14", "--seed", "5"]) == 0
-    code = main(["nightly", "--input", str(shop), "--lake", lake_root, "--run-date", "2020-06-14"])
+    config = tmp_path / "small.toml"
+    config.write_text("[tasks]\nwindow_days = 14\nmin_support = 2\nmin_query = 2\n")
+    code = main(["nightly", "--input", str(shop), "--lake", lake_root, "--run-date", "2020-06-14", "--config", str(config),
+                 "--holdout-categories", "1"])
     assert code == 0, capsys.readouterr().err
+    manifest = json.loads(Path(lake_root, "task_files", "run_date=2020-06-14", "manifest.json").read_text())
+    assert manifest["rows"]["total"] > 0 and len(manifest["holdout"]["categories"]) == 1
     assert spark.read.format("delta").load(f"{lake_root}/bronze/transactions").count() > 0
     runs = spark.read.format("delta").load(f"{lake_root}/ops/run_log").collect()
     assert [(r.command, r.status) for r in runs] == [("nightly", "succeeded")]
     assert runs[0].counts["transactions_train.written"] > 0
+    assert runs[0].counts["task_rows.total"] == manifest["rows"]["total"]
     assert '"root"' in runs[0].config_json

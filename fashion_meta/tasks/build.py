@@ -2,7 +2,7 @@
 
 A task is one (category, user group) slice of the purchases in the window up to the run date. Its positives are
 purchases (one row per customer, article and day: a repeat on the same day is one interaction); its support set
-is its earliest ``support_size`` positives, its query set the next ``query_size`` positives strictly after the last
+is its earliest ``support_size`` positives (at most half of them, so a small task keeps a query set), its query set the next ``query_size`` positives strictly after the last
 support day. Negatives are in-stock articles of the same category that the customer did not buy that day, drawn
 by a hash of (customer, day, positive article, draw number, seed): the same rows on any cluster and any
 partitioning. Every row is stamped t_dat 00:00 UTC (DESIGN.md Conventions), so the point-in-time join gives it
@@ -74,13 +74,16 @@ def split_positives(positives: DataFrame, support_size: int, query_size: int, mi
         positives.withColumn("tie", _hash("customer_id", "article_id", "t_dat", seed=seed))
         .withColumn("rn", F.row_number().over(order))
     )
-    last_support = F.max(F.when(F.col("rn") <= support_size, F.col("t_dat"))).over(task)
+    # support: the earliest support_size purchases, but never more than half of the task's, so small tasks keep a query
+    support_n = F.least(F.lit(support_size), F.greatest(F.lit(1), F.floor(F.count(F.lit(1)).over(task) / 2)))
+    ranked = ranked.withColumn("support_n", support_n)
+    last_support = F.max(F.when(F.col("rn") <= F.col("support_n"), F.col("t_dat"))).over(task)
     query_order = Window.partitionBy("category", "user_group", "is_query").orderBy("t_dat", "tie")
     split = (
         ranked.withColumn("last_support_day", last_support)
         .withColumn("is_query", F.col("t_dat") > F.col("last_support_day"))
         .withColumn("qrn", F.row_number().over(query_order))
-        .where((F.col("rn") <= support_size) | (F.col("is_query") & (F.col("qrn") <= query_size)))
+        .where((F.col("rn") <= F.col("support_n")) | (F.col("is_query") & (F.col("qrn") <= query_size)))
         .withColumn("split", F.when(F.col("is_query"), F.lit("query")).otherwise(F.lit("support")))
     )
     counts = split.groupBy("category", "user_group").agg(

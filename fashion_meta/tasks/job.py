@@ -120,6 +120,21 @@ def missing_feature_dates(spark: SparkSession, lake_root: str, start: dt.date, e
     return sorted(missing)
 
 
+def required_feature_dates(spark: SparkSession, lake_root: str, run_date: dt.date, window_days: int) -> tuple[dt.date, dt.date] | None:
+    """The feature days the task rows of ``run_date`` read (the day before each window day), clipped to the data.
+
+    Days before the first transaction cannot have feature rows; None when there is no transaction at all.
+    """
+    start, end = window(run_date, window_days)
+    first = (
+        lake.read_table(spark, lake.table_path(lake_root, C.BRONZE_TRANSACTIONS))
+        .agg(F.min("t_dat")).first()[0]
+    )
+    if first is None:
+        return None
+    return max(start - dt.timedelta(days=1), first), end - dt.timedelta(days=1)
+
+
 def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams,
                  summary: TaskSummary) -> DataFrame:
     start, end = window(run_date, params.window_days)
@@ -195,7 +210,10 @@ def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: Ta
     for table in (C.BRONZE_ARTICLES, C.BRONZE_CUSTOMERS, C.BRONZE_TRANSACTIONS):
         if not lake.table_exists(spark, lake.table_path(lake_root, table)):
             raise InputError(f"{table} does not exist under {lake_root}: run `fashion-meta ingest` first")
-    missing = missing_feature_dates(spark, lake_root, start - dt.timedelta(days=1), end - dt.timedelta(days=1))
+    needed = required_feature_dates(spark, lake_root, run_date, params.window_days)
+    if needed is None:
+        raise InputError(f"{C.BRONZE_TRANSACTIONS} is empty: nothing to build tasks from")
+    missing = missing_feature_dates(spark, lake_root, *needed) if needed[0] <= needed[1] else []
     if missing:
         raise InputError(
             f"features missing for {len(missing)} day(s) of the task window ({missing[0]}..{missing[-1]}): run "

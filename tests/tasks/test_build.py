@@ -53,9 +53,12 @@ def test_split_positives_support_strictly_before_query_and_minimums(spark):
     g = "25-34|online"
     rows = [(f"c{i}", "a1", _d(1 + i // 2), "Top", g) for i in range(10)]  # 2 purchases/day on days 1..5
     rows += [("c1", "a1", _d(1), "Shoe", g), ("c2", "a1", _d(2), "Shoe", g)]  # too small a task
+    rows += [(f"c{i}", "a1", _d(i), "Hat", g) for i in range(1, 5)]  # 4 purchases: support takes only half
     out = build.split_positives(_positives(spark, rows), support_size=3, query_size=4, min_support=2, min_query=2, seed=1)
-    got = out.collect()
-    assert {r.task_id for r in got} == {"Top|25-34|online"}
+    hats = sorted((r.split, r.t_dat) for r in out.where("category = 'Hat'").collect())
+    assert hats == [("query", _d(3)), ("query", _d(4)), ("support", _d(1)), ("support", _d(2))]
+    got = out.where("category = 'Top'").collect()
+    assert {r.task_id for r in out.collect()} == {"Top|25-34|online", "Hat|25-34|online"}
     support = [r for r in got if r.split == "support"]
     query = [r for r in got if r.split == "query"]
     # support: the 3 earliest (days 1, 1, 2); query: strictly after day 2 -> days 3, 3, 4, 4 (4 = query_size)

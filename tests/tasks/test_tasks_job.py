@@ -1,0 +1,128 @@
+"""The tasks stage on a tiny generated shop: split properties, held-out slices, negatives, files, reruns."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+
+from fashion_meta import constants as C
+from fashion_meta import lake
+from fashion_meta.errors import InputError
+from fashion_meta.features.job import FeatureParams, run_features
+from fashion_meta.ingest.job import run_ingest
+from fashion_meta.synth.generator import ShopSpec, generate_shop
+from fashion_meta.tasks.job import TaskParams, run_tasks
+
+pytestmark = [pytest.mark.spark, pytest.mark.feast, pytest.mark.slow]
+RUN = dt.date(2020, 6, 21)
+PARAMS = TaskParams(window_days=10, support_size=6, query_size=6, min_support=2, min_query=2,
+                    negatives_per_positive=3, validation_fraction=0.2, holdout_categories="1",
+                    holdout_groups="", seed=11)
+
+
+@pytest.fixture(scope="module")
+def built(spark, tmp_path_factory):
+    base = tmp_path_factory.mktemp("tasks")
+    shop, root = base / "shop", str(base / "lake")
+    generate_shop(ShopSpec(customers=400, articles=150, categories=5, days=21, seed=3), shop)
+    run_ingest(spark, str(shop), root, as_of=RUN)
+    with pytest.raises(InputError, match="features missing for 10 day"):
+        run_tasks(spark, root, RUN, PARAMS)
+    run_features(spark, root, RUN - dt.timedelta(days=PARAMS.window_days), RUN, FeatureParams(text_vectors=True))
+    groups = sorted(r[0] for r in lake.read_table(spark, lake.table_path(root, C.FEATURES_CUSTOMER_DAILY))
+                    .select("user_group").distinct().collect())
+    params = TaskParams(**{**PARAMS.__dict__, "holdout_groups": groups[0]})
+    summary = run_tasks(spark, root, RUN, params)
+    folder = Path(summary.files_path)
+    first = _read(folder)
+    return {"root": root, "summary": summary, "folder": folder, "rows": first, "params": params,
+            "manifest": json.loads((folder / "manifest.json").read_text())}
+
+
+def _read(folder: Path):
+    manifest = json.loads((folder / "manifest.json").read_text())
+    tables = [pq.read_table(folder / name) for name in manifest["files"]]
+    import pyarrow as pa
+
+    return pa.concat_tables(tables).to_pandas()
+
+
+def test_support_strictly_before_query_in_every_task(built):
+    rows = built["rows"]
+    assert len(rows) > 0
+    for task_id, task in rows.groupby("task_id"):
+        support, query = task[task.split == "support"], task[task.split == "query"]
+        assert len(support) and len(query), task_id
+        assert support.t_dat.max() < query.t_dat.min(), task_id
+        assert support.label.sum() <= built["params"].support_size
+        assert query.label.sum() <= built["params"].query_size
+
+
+def test_held_out_slices_never_meta_trained(built):
+    rows, holdout = built["rows"], built["manifest"]["holdout"]
+    assert len(holdout["categories"]) == 1 and len(holdout["user_groups"]) == 1
+    held = rows.category.isin(holdout["categories"]) | rows.user_group.isin(holdout["user_groups"])
+    assert held.any()
+    assert set(rows[held].role) == {"holdout"}
+    assert set(rows[~held].role) <= {"train", "validation"}
+    assert "train" in set(rows.role)
+
+
+def test_negatives_are_unbought_in_stock_articles_of_the_category(spark, built):
+    rows, root = built["rows"], built["root"]
+    bought = {(r.customer_id, r.article_id, r.t_dat) for r in
+              lake.read_table(spark, lake.table_path(root, C.BRONZE_TRANSACTIONS)).collect()}
+    stock = {(r.article_id, r.category, r.feature_date + dt.timedelta(days=1)) for r in
+             lake.read_table(spark, lake.table_path(root, C.FEATURES_ARTICLE_DAILY)).collect()}
+    negatives = rows[rows.label == 0]
+    positives = rows[rows.label == 1]
+    assert len(negatives) > len(positives)  # 3 per purchase asked; a few short where a category is tiny
+    for r in negatives.itertuples():
+        assert (r.customer_id, r.article_id, r.t_dat) not in bought
+        assert (r.article_id, r.category, r.t_dat) in stock
+    for r in positives.itertuples():
+        assert (r.customer_id, r.article_id, r.t_dat) in bought
+    assert not rows.duplicated(["customer_id", "article_id", "t_dat"]).any()
+
+
+def test_features_are_point_in_time_and_manifest_matches_files(spark, built):
+    rows, manifest, root = built["rows"], built["manifest"], built["root"]
+    # a row stamped t gets the customer's day t-1 value
+    daily = {(r.customer_id, r.feature_date): r.purchases_7d for r in
+             lake.read_table(spark, lake.table_path(root, C.FEATURES_CUSTOMER_DAILY)).collect()}
+    checked = 0
+    for r in rows.head(300).itertuples():
+        expected = daily.get((r.customer_id, r.t_dat - dt.timedelta(days=1)))
+        got = r.customer_daily__purchases_7d
+        if expected is not None:
+            assert got == expected
+            checked += 1
+    assert checked > 0
+    assert manifest["format"] == "fashion-meta-tasks/1"
+    assert manifest["rows"]["total"] == len(rows)
+    assert manifest["rows"]["support"] == int((rows.split == "support").sum())
+    assert sum(t["support_positives"] + t["query_positives"] for t in manifest["tasks"]) == int(rows.label.sum())
+    for column in manifest["features"]["customer"] + manifest["features"]["article"]:
+        assert column in rows.columns
+    assert manifest["features"]["vector_dim"] == 384
+    assert len(rows.iloc[0][manifest["features"]["article_vector"]]) == 384
+    assert manifest["window"] == {"start": "2020-06-12", "end": "2020-06-21"}
+
+
+def test_rerun_gives_the_same_rows_and_no_duplicates(spark, built):
+    again = run_tasks(spark, built["root"], RUN, built["params"])
+    rows = _read(Path(again.files_path))
+    key = ["task_id", "split", "customer_id", "article_id", "t_dat"]
+    first = built["rows"].sort_values(key).reset_index(drop=True)
+    second = rows.sort_values(key).reset_index(drop=True)
+    assert first.drop(columns=[c for c in first.columns if "vector" in c or "embedding" in c]).equals(
+        second.drop(columns=[c for c in second.columns if "vector" in c or "embedding" in c]))
+    table = lake.read_table(spark, lake.table_path(built["root"], C.TASKS))
+    assert table.where(F.col("run_date") == F.lit(RUN)).count() == len(rows)
+    leftovers = [p.name for p in Path(again.files_path).parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
+    assert leftovers == []

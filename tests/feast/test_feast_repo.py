@@ -189,3 +189,22 @@ def test_feast_cli_apply_from_the_repository(tmp_path, feature_lake):
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "meta_tasks_v1" in listed.stdout
     assert (repo / "data" / "registry.db").is_file()
+
+
+@pytest.mark.spark
+def test_materialize_serves_the_latest_values_online(spark, store, feature_lake):
+    from fashion_meta.feast_store import materialize
+
+    windows = materialize(store, D2)
+    assert set(windows) == {v.name for v in store.list_feature_views()}
+    path = lake.table_path(feature_lake, C.FEATURES_CUSTOMER_DAILY)
+    latest = {r.customer_id: r.purchases_7d for r in
+              lake.read_table(spark, path).where(f"feature_date = DATE'{D2.isoformat()}'").collect()}
+    online = store.get_online_features(
+        features=["customer_daily:purchases_7d", "group_category_daily:affinity", "article_text_embedding:embedding"],
+        entity_rows=[{"customer_id": "c1", "user_group": "25-34|online", "category": "Top", "article_id": "a1"}],
+    ).to_dict()
+    assert online["purchases_7d"] == [latest["c1"]]
+    assert online["affinity"] == [2.5]
+    assert [list(v) for v in online["embedding"]] == [[1.0, 0.0]]
+    assert Path(feature_lake, "_feast", "online.db").is_file()

@@ -5,7 +5,8 @@ For run date D the window is the ``window_days`` days ending with D. The rows ar
 service (a Spark DataFrame in, a Spark DataFrame out: nothing is collected on the driver), and the result is
 written twice: to the Delta table ``tasks`` (partition run_date = D replaced in one commit) and as Parquet files
 plus ``manifest.json`` under ``<lake>/<files_dir>/run_date=D/`` for the trainer, which needs neither Spark nor
-Feast. The file folder is written beside the final one and renamed into place with its manifest already inside,
+Feast. The same folder holds the scoring snapshot of D (``scoring/``: active customers, user group x category
+rows, in-stock articles, each with its features as of D+1 00:00 UTC), which evaluation and recommendations read. The file folder is written beside the final one and renamed into place with its manifest already inside,
 so a reader sees the previous complete folder, no folder, or the new complete one.
 """
 
@@ -183,7 +184,50 @@ def _feature_layout(columns: list[str]) -> dict:
     }
 
 
-def _write_files(spark: SparkSession, rows: DataFrame, target: str, manifest: dict) -> list[str]:
+def scoring_frames(spark: SparkSession, store, lake_root: str, run_date: dt.date, layout: dict,
+                   category_column: str) -> dict[str, DataFrame]:
+    """What scoring for run date D needs, point in time at D+1 00:00 UTC through the same feature service.
+
+    customers: every active customer (a customer_daily row for D) with its customer_daily features;
+    group_category: every (user group, category) of D with its group x category features;
+    articles: every article in stock at the start of D+1 (an article_daily row for D) with its article, category and
+    text features, plus product_code (colour-variant caps) and first_seen_date.
+    """
+    stamp = F.lit(dt.datetime.combine(run_date + dt.timedelta(days=1), dt.time())).cast("timestamp")
+    read = lambda table: lake.read_table(spark, lake.table_path(lake_root, table)).where(F.col("feature_date") == F.lit(run_date))  # noqa: E731
+    refs = lambda columns, views: [c.replace("__", ":", 1) for c in columns if c.split("__", 1)[0] in views]  # noqa: E731
+    customer_cols, article_cols = layout["customer"], layout["article"]
+
+    def historical(entities: DataFrame, features: list[str]) -> DataFrame:
+        joined = store.get_historical_features(entity_df=entities, features=features, full_feature_names=True).to_spark_df()
+        return joined.drop("event_timestamp")
+
+    customers = historical(
+        read(C.FEATURES_CUSTOMER_DAILY).select("customer_id", "user_group", stamp.alias("event_timestamp")),
+        refs(customer_cols, ("customer_daily",)) + [layout["customer_vector"].replace("__", ":", 1)],
+    )
+    groups = historical(
+        read(C.FEATURES_GROUP_CATEGORY_DAILY).select("user_group", "category", stamp.alias("event_timestamp")),
+        refs(customer_cols, ("group_category_daily",)),
+    )
+    bronze = article_categories(lake.read_table(spark, lake.table_path(lake_root, C.BRONZE_ARTICLES)), category_column)
+    articles = historical(
+        read(C.FEATURES_ARTICLE_DAILY).select("article_id", "category", stamp.alias("event_timestamp")),
+        refs(article_cols, ARTICLE_SIDE_VIEWS) + [layout["article_vector"].replace("__", ":", 1)],
+    ).join(bronze.select("article_id", "product_code", "first_seen_date"), on="article_id", how="left")
+    return {
+        "customers": customers.orderBy("customer_id"),
+        "group_category": groups.orderBy("user_group", "category"),
+        "articles": articles.orderBy("category", "article_id"),
+    }
+
+
+def _parquet_files(spark: SparkSession, folder: str, prefix: str = "") -> list[str]:
+    return sorted(f"{prefix}{n}" for n in fs.list_names(spark, folder) if n.endswith(".parquet"))
+
+
+def _write_files(spark: SparkSession, rows: DataFrame, target: str, manifest: dict,
+                 scoring: dict[str, DataFrame]) -> dict:
     """Parquet files + manifest into a fresh folder beside ``target``, then swapped into place."""
     staging = f"{target.rstrip('/')}.tmp-{uuid.uuid4().hex[:8]}"
     (
@@ -191,11 +235,13 @@ def _write_files(spark: SparkSession, rows: DataFrame, target: str, manifest: di
         .sortWithinPartitions("task_id", "split", "t_dat", "customer_id", F.col("label").desc(), "article_id")
         .write.mode("errorifexists").parquet(staging)
     )
-    files = sorted(n for n in fs.list_names(spark, staging) if n.endswith(".parquet"))
-    manifest = {**manifest, "files": files}
+    manifest = {**manifest, "files": _parquet_files(spark, staging), "scoring": {"as_of": manifest["run_date"]}}
+    for name, frame in scoring.items():
+        frame.coalesce(1).write.mode("errorifexists").parquet(f"{staging}/scoring/{name}")
+        manifest["scoring"][name] = _parquet_files(spark, f"{staging}/scoring/{name}", f"scoring/{name}/")
     fs.write_text(spark, f"{staging}/{MANIFEST}", json.dumps(manifest, indent=1, sort_keys=True))
     fs.replace_folder(spark, staging, target)
-    return files
+    return manifest
 
 
 def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams = TaskParams(),
@@ -288,7 +334,8 @@ def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: Ta
     }
     t0 = time.monotonic()
     target = task_files_path(lake_root, params.files_dir, run_date)
-    _write_files(spark, stored, target, manifest)
+    scoring = scoring_frames(spark, store, lake_root, run_date, manifest["features"], params.category_column)
+    _write_files(spark, stored, target, manifest, scoring)
     summary.files_path = target
     summary.seconds["files"] = round(time.monotonic() - t0, 2)
     summary.seconds["total"] = round(time.monotonic() - started, 2)

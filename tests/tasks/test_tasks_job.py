@@ -126,3 +126,19 @@ def test_rerun_gives_the_same_rows_and_no_duplicates(spark, built):
     assert table.where(F.col("run_date") == F.lit(RUN)).count() == len(rows)
     leftovers = [p.name for p in Path(again.files_path).parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
     assert leftovers == []
+
+
+def test_scoring_snapshot_is_as_of_the_run_date(spark, built):
+    folder, root = built["folder"], built["root"]
+    manifest = json.loads((folder / "manifest.json").read_text())  # a later test may have rerun the stage
+    read = lambda key: pq.read_table([folder / f for f in manifest["scoring"][key]][0]).to_pandas()  # noqa: E731
+    customers, articles, groups = read("customers"), read("articles"), read("group_category")
+    daily = lambda t: lake.read_table(spark, lake.table_path(root, t)).where(F.col("feature_date") == F.lit(RUN))  # noqa: E731
+    expected = {r.customer_id: r.purchases_7d for r in daily(C.FEATURES_CUSTOMER_DAILY).collect()}
+    assert dict(zip(customers.customer_id, customers.customer_daily__purchases_7d)) == expected
+    in_stock = {r.article_id: r.sales_7d for r in daily(C.FEATURES_ARTICLE_DAILY).collect()}
+    assert dict(zip(articles.article_id, articles.article_daily__sales_7d)) == in_stock
+    assert articles.article_text_embedding__embedding.map(len).eq(384).all()
+    assert articles.product_code.notna().all()
+    assert len(groups) == daily(C.FEATURES_GROUP_CATEGORY_DAILY).count()
+    assert set(manifest["features"]["customer"]) <= set(customers.columns) | set(groups.columns)

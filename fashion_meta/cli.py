@@ -110,6 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_tasks)
 
+    p = sub.add_parser("train", help="meta-train (or pretrain for transfer) a model on the task files of a run date",
+                       description="Train on <lake>/task_files/run_date=D (no Spark needed): a MAML-family "
+                       "meta-learner or transfer pretraining; write safetensors + a JSON card to the model registry "
+                       "and make it current unless --no-promote.")
+    p.add_argument("--run-date", required=True, type=_date, help="run date of the task files to train on")
+    p.add_argument("--method", choices=["maml", "fomaml", "anil", "metasgd", "transfer"], help="[train.method]")
+    p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N [train.device]")
+    p.add_argument("--epochs", type=_positive_int, metavar="N", help="[train.epochs]")
+    p.add_argument("--registry", metavar="DIR", help="model registry (default <lake>/models) [train.registry]")
+    p.add_argument("--train-seed", type=int, metavar="S", help="[run.seed]")
+    p.add_argument("--no-promote", action="store_true", help="keep the current model; only register the new one")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(handler=cmd_train)
+
     p = sub.add_parser("materialize", help="load the latest feature values into the online store",
                        description="Materialise the feature values as of the end of --run-date (stamped run date + 1 "
                        "00:00 UTC) into the Feast online store (SQLite under <lake>/_feast by default, Redis on a cluster).")
@@ -153,6 +168,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "seed": "generate.seed",
         "category_column": "vocabulary.category_column",
         "text_model": "features.text_model",
+        "method": "train.method",
+        "device": "train.device",
+        "epochs": "train.epochs",
+        "registry": "train.registry",
+        "train_seed": "run.seed",
         "window_days": "tasks.window_days",
         "support_size": "tasks.support_size",
         "query_size": "tasks.query_size",
@@ -273,6 +293,57 @@ def cmd_tasks(ctx: Context) -> str:
     return _tasks(ctx, ctx.args.run_date)
 
 
+def registry_path(ctx: Context) -> Path:
+    """The model registry folder: [train] registry, relative to the lake root unless absolute."""
+    from fashion_meta.lake import resolve_root
+
+    registry = Path(ctx.cfg.get("train.registry"))
+    return registry if registry.is_absolute() else Path(resolve_root(ctx.lake)) / registry
+
+
+def _train(ctx: Context, run_date: dt.date, promote: bool = True, progress: bool = True) -> str:
+    import torch
+
+    from fashion_meta.errors import InputError
+    from fashion_meta.model.meta import MetaConfig
+    from fashion_meta.model.towers import ModelConfig
+    from fashion_meta.model.train import train
+    from fashion_meta.model.transfer import PretrainConfig
+    from fashion_meta.tasks.job import MANIFEST, task_files_path
+
+    t = ctx.cfg["train"]
+    folder = Path(task_files_path(ctx.lake, ctx.cfg.get("tasks.files_dir"), run_date))
+    if not (folder / MANIFEST).is_file():
+        raise InputError(f"no task files for {run_date} in {folder}: run `fashion-meta tasks --run-date {run_date}` first")
+    if t["threads"] > 0:
+        torch.set_num_threads(t["threads"])
+    method, seed = t["method"], ctx.cfg.get("run.seed")
+    model_config = ModelConfig(hidden=tuple(t["hidden"]), dim=t["dim"])
+    meta = None if method == "transfer" else MetaConfig(
+        method=method, inner_steps=t["inner_steps"], inner_lr=t["inner_lr"], outer_lr=t["outer_lr"],
+        meta_batch=t["meta_batch"], epochs=t["epochs"], patience=t["patience"], adapt=t["adapt"] or None, seed=seed,
+    )
+    pretrain = PretrainConfig(epochs=t["epochs"], patience=t["patience"], seed=seed) if method == "transfer" else None
+    try:
+        result = train(folder, registry_path(ctx), method, device=t["device"], seed=seed, model_config=model_config,
+                       meta_config=meta, pretrain_config=pretrain, promote=promote, progress=progress)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    m = result.metrics
+    ctx.counts.update({"train.epochs_run": int(m["epochs_run"]), "train.train_tasks": int(m["train_tasks"]),
+                       "train.validation_tasks": int(m["validation_tasks"])})
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    return (f"model {result.version} ({method} on {result.device}, {m['epochs_run']} epochs, best {m['best_epoch']}): "
+            f"validation loss {fmt(m['val_loss'])} (unadapted {fmt(m['val_loss_unadapted'])}), NDCG@12 "
+            f"{fmt(m['val_ndcg12'])} (unadapted {fmt(m['val_ndcg12_unadapted'])}); "
+            f"{'current' if result.promoted else 'registered, not promoted'} in {result.registry}")
+
+
+def cmd_train(ctx: Context) -> str:
+    """Train a model on the task files of a run date."""
+    return _train(ctx, ctx.args.run_date, promote=not ctx.args.no_promote, progress=not ctx.args.no_progress)
+
+
 def cmd_materialize(ctx: Context) -> str:
     """Load the latest feature values into the online store."""
     from fashion_meta import feast_store
@@ -299,6 +370,7 @@ def cmd_nightly(ctx: Context) -> str:
         ("ingest", lambda: _ingest(ctx, run_date)),
         ("features", lambda: _nightly_features(ctx, run_date)),
         ("tasks", lambda: _tasks(ctx, run_date)),
+        ("train", lambda: _train(ctx, run_date, progress=False)),
     ]
     times = {}
     for name, stage in stages:
@@ -316,7 +388,7 @@ def _setup_logging(level: str) -> None:
         level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S", stream=sys.stderr, force=True,
     )
-    for noisy in ("py4j", "urllib3", "filelock", "matplotlib"):
+    for noisy in ("py4j", "urllib3", "filelock", "matplotlib", "feast"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -1,0 +1,324 @@
+"""Functional adaptation and the MAML family of meta-learners.
+
+``adapt`` is the one inner loop used everywhere (meta-training, validation, transfer fine-tuning, the nightly
+job): plain gradient steps on the support loss, computed with ``torch.func.functional_call`` on a dict of
+parameters, so the module itself is never mutated. With ``create_graph=True`` the steps stay differentiable
+(second-order MAML); otherwise the support gradients are constants and the outer gradient flows through the
+identity path only (first-order).
+
+Meta-learners (``METHODS``):
+
+- ``maml``: second-order, all parameters adapt (``adapt="all"``; ``"head"`` allowed).
+- ``fomaml``: first-order, all parameters adapt (cheaper: no Hessian-vector products).
+- ``anil``: second-order, only ``head.*`` adapts ("almost no inner loop"): cheap inner loop, the lower layers
+  are meta-learned as a shared representation.
+- ``metasgd``: learned per-parameter inner learning rates (same shapes as the parameters), first-order. The
+  learning rates still get an exact first-order gradient, ``-g_support * dL_query/dtheta'``, because they
+  multiply the (constant) support gradient.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+from tqdm.auto import tqdm
+
+from .data import Batch, Task
+from .logs import EpochLog
+from .scoring import query_ndcg
+from .towers import Params, TwoTower, pair_loss, parameter_names
+
+LossFn = Callable[[nn.Module, Params, Any], torch.Tensor]
+
+
+def task_loss(model: nn.Module, params: Params, batch: Batch) -> torch.Tensor:
+    """Mean BCE of the model under ``params`` on a batch of labelled pairs."""
+    logits = functional_call(model, dict(params), (batch.customer_inputs, batch.article_inputs))
+    return pair_loss(logits, batch.labels)
+
+
+def _is_empty(support: Any) -> bool:
+    return hasattr(support, "__len__") and len(support) == 0
+
+
+def adapt(
+    model: nn.Module,
+    params: Params,
+    support: Any,
+    steps: int,
+    lr: float,
+    *,
+    adapt_names: Iterable[str] | None = None,
+    create_graph: bool = False,
+    lrs: Mapping[str, torch.Tensor] | None = None,
+    loss_fn: LossFn | None = None,
+) -> dict[str, torch.Tensor]:
+    """``steps`` gradient steps on the support loss; returns new params, never mutates the module.
+
+    Only ``adapt_names`` move (default: all); the other entries are returned as the very same tensors.
+    ``lrs`` gives per-parameter learning rates (Meta-SGD) where present, ``lr`` elsewhere. When no adapted
+    input requires grad (evaluation, serving), the result is detached; otherwise it stays connected to
+    ``params`` (and to ``lrs``) for the outer gradient, through the support gradients too if ``create_graph``.
+    """
+    if steps < 0:
+        raise ValueError("steps must be >= 0")
+    loss_fn = loss_fn or task_loss
+    current = dict(params)
+    names = list(current) if adapt_names is None else list(adapt_names)
+    unknown = [n for n in names if n not in current]
+    if unknown:
+        raise ValueError(f"unknown parameter name(s) to adapt: {', '.join(unknown)}")
+    if steps == 0 or not names or _is_empty(support):
+        return current
+    track = torch.is_grad_enabled() and (
+        any(current[n].requires_grad for n in names) or any(v.requires_grad for v in (lrs or {}).values())
+    )
+    # Differentiable leaves for what does not require grad yet (evaluation, or only the lrs are learned).
+    current.update({n: current[n].detach().requires_grad_(True) for n in names if not current[n].requires_grad})
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = loss_fn(model, current, support)
+            grads = torch.autograd.grad(loss, [current[n] for n in names], create_graph=create_graph,
+                                        allow_unused=True)
+            for n, g in zip(names, grads):
+                if g is None:  # does not influence this loss (e.g. an unused bias)
+                    continue
+                step_lr = lrs[n] if lrs is not None and n in lrs else lr
+                new = current[n] - step_lr * g
+                current[n] = new if track else new.detach().requires_grad_(True)
+    if not track:
+        current.update({n: current[n].detach() for n in names})
+    return current
+
+
+def init_inner_lrs(model: nn.Module, names: Sequence[str], lr: float) -> dict[str, torch.Tensor]:
+    """Meta-SGD learning rates: one learnable tensor per adapted parameter, initialised to ``lr``."""
+    params = dict(model.named_parameters())
+    return {n: torch.full_like(params[n].detach(), lr).requires_grad_(True) for n in names}
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How a meta-learner adapts: order of the meta-gradient, default parameter selection, learned lrs."""
+
+    second_order: bool
+    adapt: str
+    learn_lrs: bool
+
+
+METHODS: dict[str, MethodSpec] = {
+    "maml": MethodSpec(second_order=True, adapt="all", learn_lrs=False),
+    "fomaml": MethodSpec(second_order=False, adapt="all", learn_lrs=False),
+    "anil": MethodSpec(second_order=True, adapt="head", learn_lrs=False),
+    "metasgd": MethodSpec(second_order=False, adapt="all", learn_lrs=True),
+}
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Meta-training hyperparameters (all keyword arguments with defaults)."""
+
+    method: str = "maml"
+    inner_steps: int = 3
+    inner_lr: float = 0.1
+    eval_steps: int | None = None  # adaptation steps at validation and serving; None = inner_steps
+    outer_lr: float = 1e-3
+    meta_batch: int = 8
+    epochs: int = 50
+    patience: int = 5
+    min_delta: float = 0.0
+    adapt: str | None = None  # "all" or "head"; None = the method's default
+    support_size: int | None = None  # subsample support rows per episode (K shots); None = all
+    query_size: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"unknown meta-learner {self.method!r} (one of {', '.join(METHODS)})")
+        if self.adapt not in (None, "all", "head"):
+            raise ValueError(f"adapt must be 'all' or 'head', got {self.adapt!r}")
+        if self.method == "anil" and self.adapt == "all":
+            raise ValueError("anil adapts the head only")
+        if self.meta_batch < 1 or self.epochs < 1 or self.inner_steps < 0 or self.patience < 1:
+            raise ValueError("meta_batch, epochs, patience must be >= 1 and inner_steps >= 0")
+
+    @property
+    def spec(self) -> MethodSpec:
+        return METHODS[self.method]
+
+    @property
+    def adapt_selection(self) -> str:
+        return self.adapt or self.spec.adapt
+
+    @property
+    def serving_steps(self) -> int:
+        return self.inner_steps if self.eval_steps is None else self.eval_steps
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MetaResult:
+    """Outcome of meta-training: per-epoch history, the restored best epoch, and how to adapt at serving."""
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best: dict[str, Any]
+    epochs_run: int
+    stopped_early: bool
+    adapt_names: list[str]
+    inner_lrs: dict[str, torch.Tensor] | None
+    log_paths: dict[str, Path] = field(default_factory=dict)
+
+
+def _check_roles(tasks: Sequence[Task], role: str) -> None:
+    wrong = sorted({t.role for t in tasks} - {role})
+    if wrong:
+        raise ValueError(f"expected only {role}-role tasks here, got role(s) {wrong}")
+
+
+def _subsample(batch: Batch, size: int | None, gen: torch.Generator) -> Batch:
+    if size is None or len(batch) <= size:
+        return batch
+    idx = torch.randperm(len(batch), generator=gen)[:size].sort().values.numpy()
+    return batch.select(idx)
+
+
+def evaluate_tasks(
+    model: TwoTower,
+    params: Params | None,
+    tasks: Sequence[Task],
+    *,
+    steps: int,
+    lr: float,
+    adapt_names: Iterable[str] | None = None,
+    lrs: Mapping[str, torch.Tensor] | None = None,
+    adapter: Callable[[TwoTower, Params, Batch], Params] | None = None,
+) -> dict[str, float]:
+    """Mean query loss and NDCG@12 over tasks, after adapting on each support set and without adapting."""
+    base = {n: p.detach() for n, p in (params.items() if params is not None else model.named_parameters())}
+    fixed_lrs = {n: v.detach() for n, v in lrs.items()} if lrs is not None else None
+    names = list(adapt_names) if adapt_names is not None else None
+    out: dict[str, list[float]] = {"loss": [], "ndcg12": [], "loss_unadapted": [], "ndcg12_unadapted": []}
+    for task in tasks:
+        if adapter is not None:
+            adapted = adapter(model, base, task.support)
+        else:
+            adapted = adapt(model, base, task.support, steps, lr, adapt_names=names, lrs=fixed_lrs)
+        with torch.no_grad():
+            out["loss"].append(task_loss(model, adapted, task.query).item())
+            out["loss_unadapted"].append(task_loss(model, base, task.query).item())
+        out["ndcg12"].append(query_ndcg(model, adapted, task.query))
+        out["ndcg12_unadapted"].append(query_ndcg(model, base, task.query))
+    result = {}
+    for key, values in out.items():
+        finite = [v for v in values if math.isfinite(v)]
+        result[key] = float(np.mean(finite)) if finite else float("nan")
+    result["tasks"] = float(len(tasks))
+    return result
+
+
+def _usable(tasks: Sequence[Task]) -> list[Task]:
+    return [t for t in tasks if len(t.support) and len(t.query)]
+
+
+def meta_train(
+    model: TwoTower,
+    train_tasks: Sequence[Task],
+    val_tasks: Sequence[Task],
+    config: MetaConfig = MetaConfig(),
+    *,
+    log_dir: str | Path,
+    device: torch.device | str | None = None,
+) -> MetaResult:
+    """Meta-train ``model`` in place (outer Adam); early-stops on validation-role tasks, restores the best epoch.
+
+    Only train-role tasks train and only validation-role tasks select the epoch; any other role raises.
+    Tasks without support or query rows are skipped. Writes ``metrics.csv``/``metrics.json`` to ``log_dir``.
+    """
+    _check_roles(train_tasks, "train")
+    _check_roles(val_tasks, "validation")
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device)
+    train = [t.to(device) for t in _usable(train_tasks)]
+    val = [t.to(device) for t in _usable(val_tasks)]
+    if not train:
+        raise ValueError("no train-role task has both support and query rows")
+    method = config.spec
+    names = parameter_names(model, config.adapt_selection)
+    lrs = init_inner_lrs(model, names, config.inner_lr) if method.learn_lrs else None
+    optimiser = torch.optim.Adam([*model.parameters(), *(lrs.values() if lrs else [])], lr=config.outer_lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    log = EpochLog(log_dir, {"kind": "meta", "config": config.to_dict(), "adapt_names": names,
+                             "train_tasks": [t.task_id for t in train],
+                             "validation_tasks": [t.task_id for t in val]})
+
+    def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
+        state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return state, ({k: v.detach().clone() for k, v in lrs.items()} if lrs else None)
+
+    n_batches = math.ceil(len(train) / config.meta_batch)
+    best_state, best_row, best_loss, bad_epochs, stopped = snapshot(), {}, math.inf, 0, False
+    bar = tqdm(total=config.epochs * n_batches, disable=not config.progress, desc=f"meta-train {config.method}",
+               unit="batch", leave=False)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
+            order = torch.randperm(len(train), generator=gen).tolist()
+            losses = []
+            for b in range(n_batches):
+                chunk = order[b * config.meta_batch:(b + 1) * config.meta_batch]
+                optimiser.zero_grad(set_to_none=True)
+                params = dict(model.named_parameters())
+                batch_loss = 0.0
+                for i in chunk:
+                    support = _subsample(train[i].support, config.support_size, gen)
+                    query = _subsample(train[i].query, config.query_size, gen)
+                    adapted = adapt(model, params, support, config.inner_steps, config.inner_lr, adapt_names=names,
+                                    create_graph=method.second_order, lrs=lrs)
+                    loss = task_loss(model, adapted, query) / len(chunk)
+                    loss.backward()  # per task, so at most one task's graph is alive
+                    batch_loss += loss.item()
+                optimiser.step()
+                losses.append(batch_loss)
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{batch_loss:.4f}")
+            row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
+            if val:
+                metrics = evaluate_tasks(model, None, val, steps=config.serving_steps, lr=config.inner_lr,
+                                         adapt_names=names, lrs=lrs)
+                row.update({f"val_{k}": v for k, v in metrics.items() if k != "tasks"})
+            row["seconds"] = round(time.perf_counter() - started, 4)
+            log.append(row)
+            bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val=f"{row.get('val_loss', math.nan):.4f}")
+            if not val:  # nothing to select on: keep the last epoch
+                best_state, best_row = snapshot(), row
+                continue
+            if row["val_loss"] < best_loss - config.min_delta:
+                best_state, best_row, best_loss, bad_epochs = snapshot(), row, row["val_loss"], 0
+            else:
+                bad_epochs += 1
+                if bad_epochs >= config.patience:
+                    stopped = True
+                    break
+    finally:
+        bar.close()
+    state, best_lrs = best_state
+    model.load_state_dict(state)
+    best_epoch = int(best_row.get("epoch", 0))
+    log.finish({"best_epoch": best_epoch, "epochs_run": len(log.rows), "stopped_early": stopped,
+                "early_stopping": "validation tasks" if val else "disabled (no validation tasks)",
+                **{f"best_{k}": v for k, v in best_row.items() if k != "epoch"}})
+    return MetaResult(history=list(log.rows), best_epoch=best_epoch, best=dict(best_row), epochs_run=len(log.rows),
+                      stopped_early=stopped, adapt_names=names, inner_lrs=best_lrs, log_paths=log.paths)

@@ -1,0 +1,167 @@
+"""Two-tower recommender: a customer tower and an article tower whose outputs meet in a dot product.
+
+Why this shape fits cold start and nightly batch scoring:
+
+- An article is represented by its attributes and its text vector (from the pretrained text encoder), never by
+  an id embedding, so an article that has never been sold, or a category launched yesterday, still gets a
+  vector. Likewise a customer is her numeric features plus a pooled history vector, so a customer of a new
+  user group is scored from what is known about her, not from an id.
+- The two towers never look at each other: customers and articles are encoded once each
+  (``encode_customers`` -> [C, d+1], ``encode_articles`` -> [A, d+1]) and all C x A scores are one matrix
+  product. The article bias rides along as the last coordinate (customer side 1, article side b_a), so the
+  product already includes it.
+- Parameters are split by name: ``lower.*`` (the MLP bodies, general-purpose representations) and ``head.*``
+  (the last linear maps and the bias). Head-only adaptation (ANIL) and transfer fine-tuning with frozen lower
+  layers select parameters by these prefixes; adaptation moves only a few thousand numbers.
+
+Loss: binary cross-entropy on the task rows' labels. Task datasets already contain explicit sampled negatives
+(same category, same day), so a pointwise loss uses them directly, needs no grouping of rows, and stays
+well-defined on a support set of a handful of rows (K shots), where a pairwise (BPR) or sampled-softmax loss
+would lose any positive whose negatives were truncated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+LOWER_PREFIX = "lower."
+HEAD_PREFIX = "head."
+LOWER_PREFIXES = (LOWER_PREFIX,)
+HEAD_PREFIXES = (HEAD_PREFIX,)
+
+Params = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Tower shape: hidden widths of the lower MLP, output dimension d, whether articles get a bias."""
+
+    hidden: tuple[int, ...] = (128,)
+    dim: int = 32
+    bias: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
+        return cls(hidden=tuple(int(h) for h in d["hidden"]), dim=int(d["dim"]), bias=bool(d["bias"]))
+
+
+def _mlp(in_dim: int, hidden: Sequence[int]) -> nn.Module:
+    if not hidden:
+        return nn.Identity()
+    layers: list[nn.Module] = []
+    width = in_dim
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.SiLU()]  # smooth, so second-order MAML terms are informative
+        width = h
+    return nn.Sequential(*layers)
+
+
+class TwoTower(nn.Module):
+    """Customer and article MLP towers; score = <customer tower, article tower> + article bias."""
+
+    def __init__(self, customer_in: int, article_in: int, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.customer_in = int(customer_in)
+        self.article_in = int(article_in)
+        self.config = config
+        width_c = config.hidden[-1] if config.hidden else customer_in
+        width_a = config.hidden[-1] if config.hidden else article_in
+        self.lower = nn.ModuleDict({"customer": _mlp(customer_in, config.hidden),
+                                    "article": _mlp(article_in, config.hidden)})
+        heads: dict[str, nn.Module] = {"customer": nn.Linear(width_c, config.dim),
+                                       "article": nn.Linear(width_a, config.dim)}
+        if config.bias:
+            heads["article_bias"] = nn.Linear(width_a, 1)
+        self.head = nn.ModuleDict(heads)
+
+    @property
+    def embedding_dim(self) -> int:
+        """Width of encode_customers / encode_articles outputs (d plus the bias coordinate)."""
+        return self.config.dim + 1
+
+    def architecture(self) -> dict[str, Any]:
+        """Everything needed to rebuild an identical, untrained module."""
+        return {"kind": "two_tower/1", "customer_in": self.customer_in, "article_in": self.article_in,
+                **self.config.to_dict()}
+
+    @classmethod
+    def from_architecture(cls, arch: Mapping[str, Any]) -> TwoTower:
+        if arch.get("kind") != "two_tower/1":
+            raise ValueError(f"unknown model kind {arch.get('kind')!r}")
+        return cls(int(arch["customer_in"]), int(arch["article_in"]), ModelConfig.from_dict(arch))
+
+    def forward(self, customer_x: torch.Tensor, article_x: torch.Tensor) -> torch.Tensor:
+        """Logits of row-aligned (customer, article) pairs: [N]."""
+        u = self.head["customer"](self.lower["customer"](customer_x))
+        h = self.lower["article"](article_x)
+        logits = (u * self.head["article"](h)).sum(-1)
+        if self.config.bias:
+            logits = logits + self.head["article_bias"](h).squeeze(-1)
+        return logits
+
+    def _call(self, path: str, params: Params | None, x: torch.Tensor) -> torch.Tensor:
+        module = self.get_submodule(path)
+        if params is None:
+            return module(x)
+        prefix = path + "."
+        sub = {k[len(prefix):]: v for k, v in params.items() if k.startswith(prefix)}
+        return functional_call(module, sub, (x,))
+
+    def encode_customers(self, params: Params | None, x: torch.Tensor) -> torch.Tensor:
+        """Customer embeddings [C, d+1] under ``params`` (None: the module's own); last coordinate is 1."""
+        u = self._call("head.customer", params, self._call("lower.customer", params, x))
+        return torch.cat([u, torch.ones_like(u[:, :1])], dim=1)
+
+    def encode_articles(self, params: Params | None, x: torch.Tensor) -> torch.Tensor:
+        """Article embeddings [A, d+1] under ``params``; last coordinate is the article bias (0 without)."""
+        h = self._call("lower.article", params, x)
+        v = self._call("head.article", params, h)
+        b = self._call("head.article_bias", params, h) if self.config.bias else torch.zeros_like(v[:, :1])
+        return torch.cat([v, b], dim=1)
+
+    def score(self, params: Params | None, customer_x: torch.Tensor, article_x: torch.Tensor) -> torch.Tensor:
+        """All-pairs scores [C, A] as one matrix product."""
+        return self.encode_customers(params, customer_x) @ self.encode_articles(params, article_x).T
+
+
+def build_model(customer_in: int, article_in: int, config: ModelConfig = ModelConfig(), *,
+                seed: int = 0) -> TwoTower:
+    """A freshly initialised model; the initialisation is a function of ``seed`` only."""
+    devices = []  # fork_rng without touching CUDA state
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        return TwoTower(customer_in, article_in, config)
+
+
+def parameter_names(model: nn.Module, which: str | Sequence[str] = "all") -> list[str]:
+    """Names of the parameters to adapt: "all", "head", "lower", or explicit name prefixes."""
+    names = [n for n, _ in model.named_parameters()]
+    if which == "all":
+        return names
+    if isinstance(which, str):
+        prefixes = {"head": HEAD_PREFIXES, "lower": LOWER_PREFIXES}.get(which)
+        if prefixes is None:
+            raise ValueError(f"unknown parameter selection {which!r} (all, head, lower or prefixes)")
+    else:
+        prefixes = tuple(which)
+    selected = [n for n in names if n.startswith(tuple(prefixes))]
+    if not selected:
+        raise ValueError(f"no parameters match {which!r}")
+    return selected
+
+
+def pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy of pair logits against 0/1 labels."""
+    return F.binary_cross_entropy_with_logits(logits, labels)

@@ -1,0 +1,124 @@
+"""Train one model from a task-dataset folder into a model registry (the library side of ``fashion-meta train``).
+
+Reads only train- and validation-role rows (holdout rows are filtered out by the Parquet reader and never
+reach training, normalisation or early stopping), trains with the chosen method, and writes a new registry
+version with weights, card and per-epoch logs. One ``seed`` fixes the initialisation and every sampled
+episode, so two runs on the same device give the same weights.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import promote as promote_version
+from .checkpoint import save_model
+from .data import load_task_dataset
+from .meta import METHODS, MetaConfig, meta_train
+from .towers import ModelConfig, build_model
+from .transfer import PretrainConfig, pretrain
+
+TRAIN_METHODS = (*METHODS, "transfer")
+TRAINING_ROLES = ("train", "validation")
+
+
+@dataclass
+class TrainResult:
+    """Where the model went and how it did on validation tasks."""
+
+    version: str
+    registry: Path
+    model_dir: Path
+    method: str
+    device: str
+    metrics: dict[str, Any]
+    log_dir: Path
+    train_task_ids: list[str]
+    validation_task_ids: list[str]
+    promoted: bool
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """"auto": CUDA when available, else CPU; an explicit CUDA device that is not there raises."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    return resolved
+
+
+def train(
+    task_folder: str | Path,
+    out_registry: str | Path,
+    method: str = "maml",
+    *,
+    device: str | torch.device = "auto",
+    seed: int = 42,
+    model_config: ModelConfig | None = None,
+    meta_config: MetaConfig | None = None,
+    pretrain_config: PretrainConfig | None = None,
+    version: str | None = None,
+    promote: bool = True,
+    progress: bool = True,
+    git_commit: str | None = None,
+) -> TrainResult:
+    """Train ``method`` (maml, fomaml, anil, metasgd or transfer) on ``task_folder``; save into ``out_registry``.
+
+    ``seed`` overrides the seed of the given configs. With ``promote`` the new version becomes current.
+    """
+    if method not in TRAIN_METHODS:
+        raise ValueError(f"unknown training method {method!r} (one of {', '.join(TRAIN_METHODS)})")
+    registry = Path(out_registry)
+    dev = resolve_device(device)
+    dataset = load_task_dataset(task_folder, roles=TRAINING_ROLES)
+    train_tasks, val_tasks = dataset.by_role("train"), dataset.by_role("validation")
+    spec, manifest = dataset.spec, dataset.manifest
+    model_config = model_config or ModelConfig()
+    model = build_model(spec.customer_input_dim, spec.article_input_dim, model_config, seed=seed)
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    version = version or f"{manifest.get('run_date', 'undated')}-{method}-{stamp}"
+    log_dir = registry / "runs" / version
+    config: dict[str, Any] = {"method": method, "seed": seed, "device": str(dev), "model": model_config.to_dict()}
+    inner_lrs = None
+    if method == "transfer":
+        pcfg = replace(pretrain_config or PretrainConfig(), seed=seed, progress=progress)
+        result: Any = pretrain(model, train_tasks, val_tasks, pcfg, log_dir=log_dir, device=dev)
+        config["pretrain"] = pcfg.to_dict()
+        adaptation = {"kind": "fine_tune", "method": "transfer", "steps": pcfg.fine_tune_steps,
+                      "lr": pcfg.fine_tune_lr, "frozen_prefixes": list(pcfg.frozen_prefixes)}
+    else:
+        mcfg = replace(meta_config or MetaConfig(), method=method, seed=seed, progress=progress)
+        result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev)
+        config["meta"] = mcfg.to_dict()
+        inner_lrs = result.inner_lrs
+        adaptation = {"kind": "meta", "method": method, "steps": mcfg.serving_steps, "lr": mcfg.inner_lr,
+                      "adapt": mcfg.adapt_selection, "adapt_names": result.adapt_names,
+                      "inner_lrs": inner_lrs is not None}
+    best = result.best
+    metrics = {
+        "val_loss": best.get("val_loss"),
+        "val_ndcg12": best.get("val_ndcg12"),
+        "val_loss_unadapted": best.get("val_loss_unadapted"),
+        "val_ndcg12_unadapted": best.get("val_ndcg12_unadapted"),
+        "train_loss": best.get("train_loss"),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "train_tasks": len(train_tasks),
+        "validation_tasks": len(val_tasks),
+    }
+    files = {path.name: path for path in result.log_paths.values()}
+    version = save_model(registry, model, spec=spec, manifest=manifest, config=config, metrics=metrics,
+                         adaptation=adaptation, inner_lrs=inner_lrs, version=version, files=files,
+                         git_commit=git_commit)
+    if promote:
+        promote_version(registry, version)
+    return TrainResult(version=version, registry=registry, model_dir=registry / version, method=method,
+                       device=str(dev), metrics=metrics, log_dir=log_dir,
+                       train_task_ids=[t.task_id for t in train_tasks],
+                       validation_task_ids=[t.task_id for t in val_tasks], promoted=promote)

@@ -1,0 +1,54 @@
+"""Transfer baselines: frozen lower layers stay bit-identical, fine-tuning and from-scratch training learn."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from fashion_meta.model.meta import task_loss
+from fashion_meta.model.towers import ModelConfig, build_model
+from fashion_meta.model.transfer import PretrainConfig, fine_tune, from_scratch, pretrain
+
+
+def _model(dataset, seed=0):
+    spec = dataset.spec
+    return build_model(spec.customer_input_dim, spec.article_input_dim, ModelConfig(hidden=(8,), dim=4), seed=seed)
+
+
+def test_fine_tune_keeps_lower_layers_bit_identical(dataset):
+    model = _model(dataset)
+    task = dataset.by_role("train")[0]
+    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    tuned = fine_tune(model, params, task.support, steps=5, lr=0.5)
+    lower = [n for n in params if n.startswith("lower.")]
+    head = [n for n in params if n.startswith("head.")]
+    assert lower and head
+    assert all(torch.equal(tuned[n], params[n]) for n in lower)
+    assert all(not torch.equal(tuned[n], params[n]) for n in head)
+    assert all(torch.equal(p, params[n]) for n, p in model.named_parameters())  # module untouched
+    with torch.no_grad():
+        assert task_loss(model, tuned, task.support) < task_loss(model, params, task.support) - 0.01
+
+
+def test_from_scratch_learns_the_support_set_and_is_seeded(dataset):
+    task = dataset.by_role("train")[1]
+    config = ModelConfig(hidden=(8,), dim=4)
+    untrained, p0 = from_scratch(task.support, config, steps=0, seed=4)
+    model, params = from_scratch(task.support, config, steps=30, lr=0.05, seed=4)
+    _, again = from_scratch(task.support, config, steps=30, lr=0.05, seed=4)
+    with torch.no_grad():
+        assert task_loss(model, params, task.support) < task_loss(untrained, p0, task.support) - 0.1
+    assert all(torch.equal(params[n], again[n]) for n in params)
+
+
+def test_pretrain_learns_logs_and_selects_on_validation(dataset, tmp_path):
+    model = _model(dataset)
+    config = PretrainConfig(epochs=4, lr=0.01, batch_size=64, patience=2, fine_tune_steps=2, fine_tune_lr=0.2,
+                            progress=False)
+    result = pretrain(model, dataset.by_role("train"), dataset.by_role("validation"), config, log_dir=tmp_path)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    losses = [r["val_loss"] for r in result.history]
+    assert result.best_epoch == 1 + losses.index(min(losses))
+    log = json.loads((tmp_path / "metrics.json").read_text())
+    assert log["kind"] == "pretrain" and len(log["epochs"]) == result.epochs_run

@@ -15,11 +15,11 @@ from fashion_meta.cli import build_parser, main
 
 def test_help_lists_every_stage():
     text = build_parser().format_help()
-    for stage in ("generate", "ingest", "nightly"):
+    for stage in ("generate", "ingest", "features", "tasks", "train", "materialize", "nightly"):
         assert stage in text
 
 
-@pytest.mark.parametrize("command", ["generate", "ingest", "nightly"])
+@pytest.mark.parametrize("command", ["generate", "ingest", "features", "tasks", "train", "materialize", "nightly"])
 def test_every_subcommand_has_help(command):
     result = subprocess.run(
         [sys.executable, "-m", "fashion_meta.cli", command, "--help"], capture_output=True, text=True, timeout=60
@@ -68,9 +68,13 @@ def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys):
     assert code == 0, capsys.readouterr().err
     manifest = json.loads(Path(lake_root, "task_files", "run_date=2020-06-14", "manifest.json").read_text())
     assert manifest["rows"]["total"] > 0 and len(manifest["holdout"]["categories"]) == 1
+    current = json.loads(Path(lake_root, "models", "current.json").read_text())
+    assert Path(lake_root, "models", current["version"], "model.safetensors").is_file()
+    assert main(["materialize", "--lake", lake_root, "--run-date", "2020-06-14"]) == 0, capsys.readouterr().err
+    assert Path(lake_root, "_feast", "online.db").stat().st_size > 0
     assert spark.read.format("delta").load(f"{lake_root}/bronze/transactions").count() > 0
-    runs = spark.read.format("delta").load(f"{lake_root}/ops/run_log").collect()
-    assert [(r.command, r.status) for r in runs] == [("nightly", "succeeded")]
+    runs = spark.read.format("delta").load(f"{lake_root}/ops/run_log").orderBy("started_at").collect()
+    assert [(r.command, r.status) for r in runs] == [("nightly", "succeeded"), ("materialize", "succeeded")]
     assert runs[0].counts["transactions_train.written"] > 0
     assert runs[0].counts["task_rows.total"] == manifest["rows"]["total"]
     assert '"root"' in runs[0].config_json

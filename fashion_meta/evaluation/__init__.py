@@ -1,0 +1,1 @@
+"""Offline cold-start evaluation (DESIGN.md, Evaluation protocol)."""

@@ -98,10 +98,34 @@ def split_positives(positives: DataFrame, support_size: int, query_size: int, mi
     )
 
 
+def is_held(holdout_categories: list[str], holdout_groups: list[str]):
+    """True for rows of a held-out category or user group."""
+    return F.col("category").isin(holdout_categories) | F.col("user_group").isin(holdout_groups)
+
+
+def holdout_units(positives: DataFrame, holdout_categories: list[str], holdout_groups: list[str]) -> DataFrame:
+    """Positives of held-out slices as adaptation units (DESIGN.md), role 'holdout', every row 'support'.
+
+    A held-out category is one unit pooled over user groups (task_id "<category>|*"); a held-out group one unit
+    pooled over the other categories ("*|<group>"). No minimum size: a new category with 3 purchases is exactly what
+    adaptation must serve. Their query is the future (evaluation truth, or the next nights' purchases). Rows keep
+    their own category and user_group, the keys of their features.
+    """
+    held_category = F.col("category").isin(holdout_categories)
+    return (
+        positives.where(is_held(holdout_categories, holdout_groups))
+        .withColumn("task_id", F.when(held_category, F.concat(F.col("category"), F.lit("|*")))
+                    .otherwise(F.concat(F.lit("*|"), F.col("user_group"))))
+        .withColumn("split", F.lit("support"))
+        .withColumn("role", F.lit("holdout"))
+        .select("task_id", "category", "user_group", "split", "customer_id", "article_id", "t_dat", "role")
+    )
+
+
 def with_roles(tasks: DataFrame, holdout_categories: list[str], holdout_groups: list[str],
                validation_fraction: float, seed: int) -> DataFrame:
     """Adds role: holdout (held-out category or group), validation (hash share), else train."""
-    held = F.col("category").isin(holdout_categories) | F.col("user_group").isin(holdout_groups)
+    held = is_held(holdout_categories, holdout_groups)
     bucket = F.pmod(_hash("task_id", seed=seed), F.lit(10_000))
     return tasks.withColumn(
         "role",
@@ -184,7 +208,7 @@ def pick_holdout(values: list[str], spec: str, seed: int, what: str) -> list[str
     if spec.isdigit():
         n = int(spec)
         if n > len(values):
-            raise ValueError(f"cannot hold out {n} {what}: only {len(values)} have tasks")
+            raise ValueError(f"cannot hold out {n} {what}: only {len(values)} have purchases in the window")
         return sorted(sorted(values, key=lambda v: hashlib.sha256(f"{seed}:{v}".encode()).hexdigest())[:n])
     names = [s.strip() for s in spec.split(",") if s.strip()]
     unknown = [n for n in names if n not in values]

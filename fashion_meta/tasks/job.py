@@ -147,30 +147,36 @@ def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params:
     )
     age_groups = read(C.BRONZE_CUSTOMERS).select("customer_id", common.age_band("age").alias("age_band"))
     positives = build.purchases_with_group(tx, categories, day_groups, age_groups, start, end)
-    split = build.split_positives(
-        positives, params.support_size, params.query_size, params.min_support, params.min_query, params.seed
-    ).persist(StorageLevel.MEMORY_AND_DISK)
-
-    names = split.select("category", "user_group").distinct().collect()
-    if not names:
-        raise InputError(
-            f"no task has {params.min_support} support and {params.min_query} query purchases in {start}..{end}: "
-            "lower [tasks] min_support/min_query or widen window_days"
-        )
+    positives = positives.persist(StorageLevel.MEMORY_AND_DISK)
+    slices = positives.select("category", "user_group").distinct().collect()
     try:
-        held_categories = build.pick_holdout(sorted({r[0] for r in names}), params.holdout_categories, params.seed,
+        held_categories = build.pick_holdout(sorted({r[0] for r in slices}), params.holdout_categories, params.seed,
                                              "categories")
-        held_groups = build.pick_holdout(sorted({r[1] for r in names}), params.holdout_groups, params.seed,
+        held_groups = build.pick_holdout(sorted({r[1] for r in slices}), params.holdout_groups, params.seed,
                                          "user groups")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     summary.holdout = {"categories": held_categories, "user_groups": held_groups}
-    roled = build.with_roles(split, held_categories, held_groups, params.validation_fraction, params.seed)
+    held = build.is_held(held_categories, held_groups)
+    warm = build.split_positives(
+        positives.where(~held), params.support_size, params.query_size, params.min_support, params.min_query,
+        params.seed,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    if warm.limit(1).count() == 0:
+        raise InputError(
+            f"no task has {params.min_support} support and {params.min_query} query purchases in {start}..{end}: "
+            "lower [tasks] min_support/min_query or widen window_days"
+        )
+    roled = build.with_roles(warm, [], [], params.validation_fraction, params.seed).unionByName(
+        build.holdout_units(positives, held_categories, held_groups)
+    )
 
     candidates = build.in_stock_by_day(read(C.FEATURES_ARTICLE_DAILY), start, end)
     negatives = build.sample_negatives(roled, candidates, tx, params.negatives_per_positive, params.seed)
     rows = build.entity_rows(roled, negatives).persist(StorageLevel.MEMORY_AND_DISK)
-    split.unpersist()
+    rows.count()
+    warm.unpersist()
+    positives.unpersist()
     return rows
 
 
@@ -297,8 +303,13 @@ def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: Ta
     stored = lake.read_table(spark, path).where(F.col("run_date") == F.lit(run_date)).drop("run_date", "feature_service")
     summary.seconds["delta_write"] = round(time.monotonic() - t0, 2)
 
+    # adaptation units pool one side: "*|<group>" over categories, "<category>|*" over user groups
+    over_categories = F.col("task_id").startswith("*|")
+    over_groups = F.col("task_id").endswith("|*") & ~over_categories
     stats = (
-        result.groupBy("task_id", "category", "user_group", "role")
+        result.withColumn("category", F.when(over_categories, F.lit("*")).otherwise(F.col("category")))
+        .withColumn("user_group", F.when(over_groups, F.lit("*")).otherwise(F.col("user_group")))
+        .groupBy("task_id", "category", "user_group", "role")
         .pivot("split", ["support", "query"])
         .agg(F.count(F.lit(1)).alias("rows"), F.sum("label").alias("positives"))
         .orderBy("task_id")

@@ -84,7 +84,7 @@ def test_roles_and_holdout_names(spark):
     assert len(two) == 2 and two == build.pick_holdout(["Hat", "Shoe", "Top"], "2", 1, "categories")
     with pytest.raises(ValueError, match="unknown categories to hold out: Cap"):
         build.pick_holdout(["Top"], "Cap", 1, "categories")
-    with pytest.raises(ValueError, match="only 1 have tasks"):
+    with pytest.raises(ValueError, match="only 1 have purchases"):
         build.pick_holdout(["Top"], "2", 1, "categories")
 
 
@@ -137,3 +137,15 @@ def test_entity_rows_are_labelled_and_stamped_at_midnight(spark):
     assert out.columns == list(build.ENTITY_COLUMNS)
     rows = out.select("article_id", "label", F.date_format("event_timestamp", "yyyy-MM-dd HH:mm:ss").alias("ts")).collect()
     assert [tuple(r) for r in rows] == [("a2", 0, "2020-03-10 00:00:00"), ("a1", 1, "2020-03-10 00:00:00")]
+
+
+def test_holdout_units_pool_held_slices_without_minimum(spark):
+    g1, g2 = "25-34|online", "55+|store"
+    rows = [("c1", "a1", _d(1), "New", g1), ("c2", "a2", _d(2), "New", g2),  # held category: one unit
+            ("c3", "a3", _d(3), "Top", g2), ("c4", "a3", _d(4), "Shoe", g2),  # held group: one unit
+            ("c5", "a3", _d(5), "Top", g1)]  # warm: not a holdout row
+    out = build.holdout_units(_positives(spark, rows), ["New"], [g2]).orderBy("t_dat").collect()
+    assert [(r.task_id, r.category, r.user_group, r.split, r.role) for r in out] == [
+        ("New|*", "New", g1, "support", "holdout"), ("New|*", "New", g2, "support", "holdout"),
+        (f"*|{g2}", "Top", g2, "support", "holdout"), (f"*|{g2}", "Shoe", g2, "support", "holdout"),
+    ]

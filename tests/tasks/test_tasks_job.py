@@ -55,7 +55,7 @@ def _read(folder: Path):
 def test_support_strictly_before_query_in_every_task(built):
     rows = built["rows"]
     assert len(rows) > 0
-    for task_id, task in rows.groupby("task_id"):
+    for task_id, task in rows[rows.role != "holdout"].groupby("task_id"):
         support, query = task[task.split == "support"], task[task.split == "query"]
         assert len(support) and len(query), task_id
         assert support.t_dat.max() < query.t_dat.min(), task_id
@@ -63,14 +63,26 @@ def test_support_strictly_before_query_in_every_task(built):
         assert query.label.sum() <= built["params"].query_size
 
 
-def test_held_out_slices_never_meta_trained(built):
-    rows, holdout = built["rows"], built["manifest"]["holdout"]
+def test_held_out_slices_never_meta_trained(spark, built):
+    rows, holdout, root = built["rows"], built["manifest"]["holdout"], built["root"]
     assert len(holdout["categories"]) == 1 and len(holdout["user_groups"]) == 1
     held = rows.category.isin(holdout["categories"]) | rows.user_group.isin(holdout["user_groups"])
     assert held.any()
     assert set(rows[held].role) == {"holdout"}
     assert set(rows[~held].role) <= {"train", "validation"}
     assert "train" in set(rows.role)
+    # held-out slices are adaptation units: pooled, all support, every purchase day of the window (no minimum)
+    category, group = holdout["categories"][0], holdout["user_groups"][0]
+    assert set(rows[held].task_id) == {f"{category}|*", f"*|{group}"}
+    assert set(rows[held].split) == {"support"}
+    cats = {r.article_id: r.product_type_name for r in lake.read_table(spark, lake.table_path(root, C.BRONZE_ARTICLES)).collect()}
+    window = lake.read_table(spark, lake.table_path(root, C.BRONZE_TRANSACTIONS)).where(
+        F.col("t_dat").between(F.lit(RUN - dt.timedelta(days=PARAMS.window_days - 1)), F.lit(RUN))).collect()
+    bought = {(r.customer_id, r.article_id, r.t_dat) for r in window if cats.get(r.article_id) == category}
+    unit = rows[(rows.task_id == f"{category}|*") & (rows.label == 1)]
+    assert set(zip(unit.customer_id, unit.article_id, unit.t_dat)) == bought
+    units = {t["task_id"]: t for t in built["manifest"]["tasks"] if t["role"] == "holdout"}
+    assert units[f"{category}|*"]["user_group"] == "*" and units[f"*|{group}"]["category"] == "*"
 
 
 def test_negatives_are_unbought_in_stock_articles_of_the_category(spark, built):

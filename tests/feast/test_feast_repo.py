@@ -208,3 +208,23 @@ def test_materialize_serves_the_latest_values_online(spark, store, feature_lake)
     assert online["affinity"] == [2.5]
     assert [list(v) for v in online["embedding"]] == [[1.0, 0.0]]
     assert Path(feature_lake, "_feast", "online.db").is_file()
+
+
+def test_cluster_configuration_parses_with_redis_and_shared_registry(monkeypatch, tmp_path):
+    from fashion_meta.errors import UsageError
+    from fashion_meta.feast_store import FeastSettings, repo_config
+
+    cluster_yaml = str(REPO / "cluster" / "feature_store.yaml")
+    monkeypatch.delenv("FASHION_META_REDIS", raising=False)
+    monkeypatch.delenv("FASHION_META_FEAST_REGISTRY", raising=False)
+    with pytest.raises(UsageError, match="environment variables not set for"):
+        repo_config(REPO, "s3a://shop/lake", FeastSettings(feature_store_yaml=cluster_yaml))
+    monkeypatch.setenv("FASHION_META_REDIS", "redis-1:6379,password=s3cret")
+    monkeypatch.setenv("FASHION_META_FEAST_REGISTRY", str(tmp_path / "registry.db"))
+    config = repo_config(REPO, "s3a://shop/lake", FeastSettings(feature_store_yaml=cluster_yaml))
+    assert config.online_store.type == "redis"
+    assert config.online_store.connection_string == "redis-1:6379,password=s3cret"
+    assert config.offline_store.type == "spark"
+    # a remote lake with the embedded YAML cannot keep its registry "next to the lake" on local disk
+    with pytest.raises(UsageError, match=r"set \[feast\] registry"):
+        repo_config(REPO, "s3a://shop/lake", FeastSettings())

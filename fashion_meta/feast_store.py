@@ -121,9 +121,11 @@ def repo_config(repo: Path, lake_root: str, settings: FeastSettings):
     if settings.registry:
         raw["registry"] = settings.registry
     elif "${" in str(raw.get("registry", "")) or raw.get("registry") == "data/registry.db":
-        if not _is_local(lake_root):
+        if _is_local(lake_root):
+            raw["registry"] = f"{_local(feast_dir)}/registry.db"
+        elif raw.get("registry") == "data/registry.db":
             raise UsageError("the lake is not on a local disk: set [feast] registry (e.g. s3://bucket/feast/registry.db)")
-        raw["registry"] = f"{_local(feast_dir)}/registry.db"
+        # else: an unset ${VAR} stays and is reported below with the other unset variables
     online = raw.get("online_store") or {}
     if online.get("type", "sqlite") == "sqlite":
         online["path"] = settings.online_path or f"{_local(feast_dir)}/online.db"

@@ -35,7 +35,7 @@ from fashion_meta.tasks import job as tasks_job
 from fashion_meta.tasks.job import TaskParams, run_tasks
 
 
-def direct_join_seconds(spark, lake_root: str, run_date: dt.date, params: TaskParams) -> tuple[float, int]:
+def direct_join_seconds(spark, lake_root: str, run_date: dt.date) -> tuple[float, int]:
     """Seconds to join the stored entity rows of run_date to the daily tables by equi-joins (the reference)."""
     read = lambda t: lake.read_table(spark, lake.table_path(lake_root, t))  # noqa: E731
     entities = (
@@ -97,7 +97,7 @@ def main() -> None:
     for key, value in summary.seconds.items():
         figures[f"tasks.{key}_s"] = value
     rows = summary.rows["total"]
-    direct_s, n = direct_join_seconds(spark, lake_root, run_date, params)
+    direct_s, n = direct_join_seconds(spark, lake_root, run_date)
     figures["reference: direct equi-join_s"] = direct_s
 
     print(f"\nshop: {tx:,} transactions, {args.articles:,} articles, {args.customers:,} customers; run date {run_date}; "

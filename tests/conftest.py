@@ -14,7 +14,7 @@ def spark(tmp_path_factory):
         "fashion-meta-tests",
         master="local[2]",
         shuffle_partitions=2,
-        driver_memory="2g",
+        driver_memory="4g",
         ui=False,
         extra={"spark.sql.warehouse.dir": str(warehouse), "spark.default.parallelism": "2"},
     )

@@ -120,10 +120,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="[train.epochs]")
     p.add_argument("--registry", metavar="DIR", help="model registry (default <lake>/models) [train.registry]")
     p.add_argument("--train-seed", type=int, metavar="S", help="[run.seed]")
-    p.add_argument("--no-promote", action="store_true", help="keep the current model; only register the new one")
+    promote = p.add_mutually_exclusive_group()
+    promote.add_argument("--no-promote", action="store_true", help="keep the current model; only register the new one")
+    promote.add_argument("--force-promote", action="store_true",
+                         help="make the new model current without the promotion gate")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _common(p)
     p.set_defaults(handler=cmd_train)
+
+    p = sub.add_parser("recommend", help="write every active customer's top-N per category for a run date",
+                       description="Adapt new categories and user groups on their support purchases, score every "
+                       "active customer against each category's in-stock articles (blocked matrix products in Spark "
+                       "or on the driver's GPU), check the lists and replace the run date in the recommendations "
+                       "table.")
+    p.add_argument("--run-date", required=True, type=_date, help="run date (its task files hold the scoring snapshot)")
+    _recommend_options(p)
+    _common(p)
+    p.set_defaults(handler=cmd_recommend)
+
+    p = sub.add_parser("export", help="write per-category recommendation files for the storefront",
+                       description="Write one file per category (slug names) plus manifest.json (row counts, "
+                       "checksums, model version) for --run-date; a re-run replaces the previous export atomically.")
+    p.add_argument("--run-date", required=True, type=_date, help="run date to export")
+    _export_options(p)
+    _common(p)
+    p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser("materialize", help="load the latest feature values into the online store",
                        description="Materialise the feature values as of the end of --run-date (stamped run date + 1 "
@@ -138,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, metavar="DIR", help="folder with the H&M-format files")
     p.add_argument("--run-date", required=True, type=_date, help="the day whose data is complete (YYYY-MM-DD)")
     p.add_argument("--since", type=_date, help="ingest only transactions from this date on")
+    p.add_argument("--reuse-model", action="store_true",
+                   help="skip training while the current model is at most [nightly] max_model_age_days old")
+    p.add_argument("--method", choices=["maml", "fomaml", "anil", "metasgd", "transfer"], help="[train.method]")
     _task_options(p)
+    _recommend_options(p)
+    _export_options(p)
     _common(p)
     p.set_defaults(handler=cmd_nightly)
     return parser
@@ -153,6 +179,27 @@ def _task_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--holdout-categories", metavar="N|NAMES",
                        help="hold out N categories (drawn by hash) or comma-separated names [tasks.holdout_categories]")
     group.add_argument("--holdout-groups", metavar="N|NAMES", help="likewise for user groups [tasks.holdout_groups]")
+
+
+def _recommend_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("recommend options")
+    group.add_argument("--top-n", type=_positive_int, metavar="N", help="list length [run.top_n]")
+    group.add_argument("--engine", choices=["auto", "spark", "driver"], help="[recommend.engine]")
+    group.add_argument("--adaptation", choices=["auto", "transfer"], help="[recommend.adaptation]")
+    group.add_argument("--max-per-product", type=int, metavar="N", help="colour variants per list, 0 = no cap "
+                       "[recommend.max_per_product]")
+    group.add_argument("--model-version", metavar="VERSION", help="serve this registry version [recommend.model_version]")
+    if not any(a.dest == "registry" for a in p._actions):
+        group.add_argument("--registry", metavar="DIR", help="model registry (default <lake>/models) [train.registry]")
+    if not any(a.dest == "device" for a in p._actions):
+        group.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N [train.device]")
+
+
+def _export_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("export options")
+    group.add_argument("--format", dest="export_format", choices=["jsonl", "parquet", "csv"], help="[export.format]")
+    group.add_argument("--out", dest="export_out", metavar="DIR", help="export folder (default <lake>/exports) "
+                       "[export.out]")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -179,6 +226,13 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "negatives": "tasks.negatives_per_positive",
         "holdout_categories": "tasks.holdout_categories",
         "holdout_groups": "tasks.holdout_groups",
+        "top_n": "run.top_n",
+        "engine": "recommend.engine",
+        "adaptation": "recommend.adaptation",
+        "max_per_product": "recommend.max_per_product",
+        "model_version": "recommend.model_version",
+        "export_format": "export.format",
+        "export_out": "export.out",
     }
     out = {key: getattr(args, name, None) for name, key in mapping.items()}
     if getattr(args, "no_text_vectors", False):
@@ -197,6 +251,7 @@ class Context:
         self.cfg = cfg
         self.run_id = uuid.uuid4().hex[:12]
         self.counts: dict[str, int] = {}
+        self.summary: dict[str, Any] = {}
         self._spark = None
 
     @property
@@ -301,7 +356,8 @@ def registry_path(ctx: Context) -> Path:
     return registry if registry.is_absolute() else Path(resolve_root(ctx.lake)) / registry
 
 
-def _train(ctx: Context, run_date: dt.date, promote: bool = True, progress: bool = True) -> str:
+def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: bool = True) -> str:
+    """Train on the task files of ``run_date``; ``promote``: "gate" (promotion gate), "force" or "never"."""
     import torch
 
     from fashion_meta.errors import InputError
@@ -326,9 +382,20 @@ def _train(ctx: Context, run_date: dt.date, promote: bool = True, progress: bool
     pretrain = PretrainConfig(epochs=t["epochs"], patience=t["patience"], seed=seed) if method == "transfer" else None
     try:
         result = train(folder, registry_path(ctx), method, device=t["device"], seed=seed, model_config=model_config,
-                       meta_config=meta, pretrain_config=pretrain, promote=promote, progress=progress)
+                       meta_config=meta, pretrain_config=pretrain, promote=promote == "force", progress=progress)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    status = "registered, not promoted (--no-promote)" if promote == "never" else "current (forced)"
+    if promote == "gate":
+        from fashion_meta.model.gate import promotion_gate
+
+        decision = promotion_gate(result.registry, result.version, folder,
+                                  margin=float(ctx.cfg.get("recommend.promotion_margin")))
+        ctx.summary["promotion"] = decision.to_dict()
+        status = f"{'current' if decision.promoted else 'NOT promoted'} ({decision.reason})"
+        log.info("train: promotion gate: %s", status)
+    ctx.summary["model"] = {"trained": result.version, "method": method, **{k: result.metrics[k] for k in (
+        "val_ndcg12", "val_ndcg12_unadapted", "epochs_run")}}
     m = result.metrics
     ctx.counts.update({"train.epochs_run": int(m["epochs_run"]), "train.train_tasks": int(m["train_tasks"]),
                        "train.validation_tasks": int(m["validation_tasks"])})
@@ -336,12 +403,61 @@ def _train(ctx: Context, run_date: dt.date, promote: bool = True, progress: bool
     return (f"model {result.version} ({method} on {result.device}, {m['epochs_run']} epochs, best {m['best_epoch']}): "
             f"validation loss {fmt(m['val_loss'])} (unadapted {fmt(m['val_loss_unadapted'])}), NDCG@12 "
             f"{fmt(m['val_ndcg12'])} (unadapted {fmt(m['val_ndcg12_unadapted'])}); "
-            f"{'current' if result.promoted else 'registered, not promoted'} in {result.registry}")
+            f"{status} in {result.registry}")
 
 
 def cmd_train(ctx: Context) -> str:
     """Train a model on the task files of a run date."""
-    return _train(ctx, ctx.args.run_date, promote=not ctx.args.no_promote, progress=not ctx.args.no_progress)
+    promote = "never" if ctx.args.no_promote else "force" if ctx.args.force_promote else "gate"
+    return _train(ctx, ctx.args.run_date, promote=promote, progress=not ctx.args.no_progress)
+
+
+def _recommend(ctx: Context, run_date: dt.date) -> str:
+    from fashion_meta.recommend.job import RecommendParams, run_recommend
+
+    summary = run_recommend(ctx.spark, ctx.lake, run_date, registry_path(ctx), RecommendParams.from_config(ctx.cfg))
+    ctx.counts.update({"recommendations.rows": summary.rows, "recommendations.customers": summary.customers})
+    ctx.counts.update({f"recommendations.{m}": n for m, n in summary.rows_by_mode.items()})
+    ctx.summary["recommend"] = {
+        "model_version": summary.model_version, "rows": summary.rows, "customers": summary.customers,
+        "categories_by_mode": {m: len(c) for m, c in summary.categories_by_mode.items()},
+        "new_categories": {m: c for m, c in summary.categories_by_mode.items() if m != "warm"},
+        "new_user_groups": summary.groups_by_mode, "rows_by_mode": summary.rows_by_mode,
+        "adaptation": summary.adaptation, "engine": summary.engine, "device": summary.device,
+        "seconds": summary.seconds,
+    }
+    modes = ", ".join(f"{m} {len(c)}" for m, c in sorted(summary.categories_by_mode.items()))
+    return (f"{summary.rows} lists ({summary.customers} customers x {summary.categories} categories: {modes}) "
+            f"from model {summary.model_version}, engine {summary.engine}, checks passed; "
+            f"new user groups {summary.groups_by_mode or 'none'}")
+
+
+def cmd_recommend(ctx: Context) -> str:
+    """Write the recommendations of a run date."""
+    return _recommend(ctx, ctx.args.run_date)
+
+
+def export_path(ctx: Context) -> str:
+    from fashion_meta.lake import resolve_root
+
+    out = ctx.cfg.get("export.out")
+    return str(Path(out).expanduser().resolve()) if out else f"{resolve_root(ctx.lake).rstrip('/')}/exports"
+
+
+def _export(ctx: Context, run_date: dt.date) -> str:
+    from fashion_meta.recommend.export import export_recommendations
+
+    summary = export_recommendations(ctx.spark, ctx.lake, run_date, ctx.cfg.get("export.format"), export_path(ctx),
+                                     progress=lambda line: log.info("export: %s", line))
+    ctx.counts["export.rows"] = summary.rows
+    ctx.counts["export.files"] = len(summary.files)
+    ctx.summary["export"] = {"path": str(summary.path), "files": len(summary.files), "rows": summary.rows}
+    return f"exported {summary.rows} rows in {len(summary.files)} files + manifest.json to {summary.path}"
+
+
+def cmd_export(ctx: Context) -> str:
+    """Export the recommendations of a run date for the storefront."""
+    return _export(ctx, ctx.args.run_date)
 
 
 def cmd_materialize(ctx: Context) -> str:
@@ -363,23 +479,89 @@ def _nightly_features(ctx: Context, run_date: dt.date) -> str:
     return _features(ctx, min(missing[0], run_date) if missing else run_date, run_date)
 
 
+def _fresh_model(ctx: Context, run_date: dt.date) -> str | None:
+    """The current model's version when --reuse-model applies (trained on task files at most N days old)."""
+    from fashion_meta.model.checkpoint import current_version, load_version_dir
+
+    registry = registry_path(ctx)
+    version = current_version(registry)
+    if not ctx.args.reuse_model or version is None:
+        return None
+    trained_on = load_version_dir(registry / version).card.get("run_date")
+    age = (run_date - dt.date.fromisoformat(trained_on)).days if trained_on else None
+    return version if age is not None and 0 <= age <= ctx.cfg.get("nightly.max_model_age_days") else None
+
+
+def _train_or_reuse(ctx: Context, run_date: dt.date) -> str:
+    version = _fresh_model(ctx, run_date)
+    if version is None:
+        return _train(ctx, run_date, progress=False)
+    ctx.summary["model"] = {"reused": version}
+    return f"reused model {version} (--reuse-model, at most {ctx.cfg.get('nightly.max_model_age_days')} days old)"
+
+
 def cmd_nightly(ctx: Context) -> str:
-    """Run every stage for the run date."""
+    """Run every stage for the run date; print and store a run summary."""
     run_date = ctx.args.run_date
     stages: list[tuple[str, Callable[[], str]]] = [
         ("ingest", lambda: _ingest(ctx, run_date)),
         ("features", lambda: _nightly_features(ctx, run_date)),
         ("tasks", lambda: _tasks(ctx, run_date)),
-        ("train", lambda: _train(ctx, run_date, progress=False)),
+        ("train", lambda: _train_or_reuse(ctx, run_date)),
+        ("recommend", lambda: _recommend(ctx, run_date)),
+        ("export", lambda: _export(ctx, run_date)),
     ]
-    times = {}
+    times: dict[str, float] = {}
     for name, stage in stages:
         started = time.monotonic()
-        log.info("nightly %s: stage %s started", ctx.args.run_date, name)
+        log.info("nightly %s: stage %s started", run_date, name)
         message = stage()
-        times[name] = time.monotonic() - started
-        log.info("nightly %s: stage %s done in %.1fs: %s", ctx.args.run_date, name, times[name], message)
-    return "nightly done: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items())
+        times[name] = round(time.monotonic() - started, 1)
+        log.info("nightly %s: stage %s done in %.1fs: %s", run_date, name, times[name], message)
+    summary = {"run_date": run_date.isoformat(), "run_id": ctx.run_id, "stage_seconds": times,
+               "total_seconds": round(sum(times.values()), 1), "counts": dict(ctx.counts), **ctx.summary}
+    path = _store_summary(ctx, run_date, summary)
+    print(format_summary(summary, path), file=sys.stdout)
+    return f"nightly done in {summary['total_seconds']:.0f}s: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items())
+
+
+def _store_summary(ctx: Context, run_date: dt.date, summary: dict[str, Any]) -> str:
+    """summary.json under <lake>/runs/run_date=D/ (replaced by a rerun); the path."""
+    from fashion_meta import fs
+    from fashion_meta.lake import resolve_root
+
+    path = f"{resolve_root(ctx.lake).rstrip('/')}/runs/run_date={run_date.isoformat()}/summary.json"
+    fs.write_text(ctx.spark, path, json.dumps(summary, indent=1, sort_keys=True, default=str))
+    return path
+
+
+def format_summary(summary: dict[str, Any], path: str) -> str:
+    """The run summary as a few human-readable lines."""
+    lines = [f"fashion-meta nightly {summary['run_date']}: done in {summary['total_seconds']:.0f}s"]
+    lines.append("  stages: " + ", ".join(f"{k} {v:.0f}s" for k, v in summary["stage_seconds"].items()))
+    model = summary.get("model", {})
+    if "reused" in model:
+        lines.append(f"  model: reused {model['reused']}")
+    elif model:
+        lines.append(f"  model: trained {model['trained']} ({model['method']})")
+    if "promotion" in summary:
+        p = summary["promotion"]
+        lines.append(f"  promotion: {'promoted' if p['promoted'] else 'kept ' + str(p['current_version'])}: {p['reason']}")
+    rec = summary.get("recommend")
+    if rec:
+        lines.append(f"  recommendations: {rec['rows']} lists for {rec['customers']} customers, model "
+                     f"{rec['model_version']}")
+        lines.append("  categories by serving mode: " + ", ".join(
+            f"{m} {n}" for m, n in sorted(rec["categories_by_mode"].items())))
+        for mode, names in sorted(rec["new_categories"].items()):
+            lines.append(f"    {mode}: {', '.join(names)}")
+        for mode, names in sorted(rec["new_user_groups"].items()):
+            lines.append(f"  new user groups, {mode}: {', '.join(names)}")
+    if "export" in summary:
+        lines.append(f"  export: {summary['export']['files']} files, {summary['export']['rows']} rows in "
+                     f"{summary['export']['path']}")
+    lines.append(f"  summary: {path}")
+    return "\n".join(lines)
 
 
 # -------------------------------------------------------------------------------------------------- main

@@ -184,3 +184,26 @@ GROUP_CATEGORY_DAILY = T.StructType(
     )
     + _STAMPS
 )
+
+# recommendations: one row per (run date, category, active customer), partitioned by run_date. ``items`` holds the
+# top-N in-stock articles of the category, best first (rank 1..n, scores non-increasing, ties by article_id).
+# Nested fields are declared nullable (Parquet round trips drop nested NOT NULL); the output checks forbid nulls.
+RECOMMENDATION_ITEM = T.StructType(
+    [
+        T.StructField("rank", T.IntegerType(), True),
+        T.StructField("article_id", T.StringType(), True),
+        T.StructField("score", T.FloatType(), True),
+    ]
+)
+SERVING_MODES = ("warm", "meta_adapted", "transferred", "fallback")
+RECOMMENDATIONS = T.StructType(
+    [
+        T.StructField("run_date", T.DateType(), False),
+        T.StructField("category", T.StringType(), False),
+        T.StructField("customer_id", T.StringType(), False),
+        T.StructField("user_group", T.StringType(), False),
+        T.StructField("items", T.ArrayType(RECOMMENDATION_ITEM, containsNull=True), False),
+        T.StructField("serving_mode", T.StringType(), False),
+        T.StructField("model_version", T.StringType(), False),
+    ]
+)

@@ -62,7 +62,10 @@ def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys):
     assert main(["generate", "--out", str(shop), "--customers", "200", "--articles", "120", "--categories", "6",
                  "--days", "14", "--seed", "5"]) == 0
     config = tmp_path / "small.toml"
-    config.write_text("[tasks]\nwindow_days = 14\nmin_support = 2\nmin_query = 2\n")
+    # "Top" launches on 2020-06-12, two days before the run date (launch_calendar of this shop): a new category
+    config.write_text("[tasks]\nwindow_days = 14\nmin_support = 2\nmin_query = 2\n"
+                      "[vocabulary]\nnew_category_days = 3\nmin_category_history = 5\nmin_group_history = 3\n"
+                      "[train]\nepochs = 3\n")
     code = main(["nightly", "--input", str(shop), "--lake", lake_root, "--run-date", "2020-06-14", "--config", str(config),
                  "--holdout-categories", "1"])
     assert code == 0, capsys.readouterr().err
@@ -78,3 +81,48 @@ def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys):
     assert runs[0].counts["transactions_train.written"] > 0
     assert runs[0].counts["task_rows.total"] == manifest["rows"]["total"]
     assert '"root"' in runs[0].config_json
+
+    _check_recommend_stage(spark, lake_root, config, capsys)
+
+
+def _lists(spark, lake_root: str, run_date: str = "2020-06-14") -> dict:
+    rows = spark.read.format("delta").load(f"{lake_root}/recommendations").where(f"run_date = '{run_date}'").collect()
+    return {(r.category, r.customer_id): ([(i.article_id, i.score) for i in r["items"]], r.serving_mode) for r in rows}
+
+
+def _check_recommend_stage(spark, lake_root: str, config: Path, capsys) -> None:
+    """After the nightly: summary, the new category's path, fallback contrast, idempotence, engines, export."""
+    out = capsys.readouterr().out
+    assert "categories by serving mode" in out
+    summary = json.loads(Path(lake_root, "runs", "run_date=2020-06-14", "summary.json").read_text())
+    assert set(summary["stage_seconds"]) == {"ingest", "features", "tasks", "train", "recommend", "export"}
+    rec = summary["recommend"]
+    assert "Top" in rec["new_categories"]["meta_adapted"]
+    assert rec["adaptation"]["category Top"]["parameter_change_l1"] > 0  # adapted parameters moved
+    first = _lists(spark, lake_root)
+    customers = {c for _, c in first}
+    categories = {cat for cat, _ in first}
+    assert len(first) == rec["rows"] == len(customers) * len(categories) == len(customers) * 6
+    assert {mode for (cat, _), (_, mode) in first.items() if cat == "Top"} == {"meta_adapted"}
+    assert {mode for (cat, _), (_, mode) in first.items() if cat == "Dress"} <= {"warm", "meta_adapted", "fallback"}
+    export = json.loads(Path(lake_root, "exports", "run_date=2020-06-14", "manifest.json").read_text())
+    assert export["total_rows"] == len(first)
+
+    # the same category without adaptation (every new unit falls back): the lists differ
+    fallback = Path(config.parent, "fallback.toml")
+    fallback.write_text(config.read_text() + "[recommend]\nmin_adapt_positives = 100000\n")
+    base = ["--lake", lake_root, "--run-date", "2020-06-14"]
+    assert main(["recommend", *base, "--config", str(fallback)]) == 0, capsys.readouterr().err
+    unadapted = _lists(spark, lake_root)
+    assert {mode for (cat, _), (_, mode) in unadapted.items() if cat == "Top"} == {"fallback"}
+    top = [k for k in first if k[0] == "Top"]
+    assert any([a for a, _ in first[k][0]] != [a for a, _ in unadapted[k][0]] for k in top)
+
+    # idempotent rerun: the same rows again, nothing duplicated; the driver engine gives the same lists
+    assert main(["recommend", *base, "--config", str(config)]) == 0, capsys.readouterr().err
+    assert _lists(spark, lake_root) == first
+    assert main(["recommend", *base, "--config", str(config), "--engine", "driver"]) == 0, capsys.readouterr().err
+    again = _lists(spark, lake_root)
+    assert again.keys() == first.keys()
+    assert all([a for a, _ in again[k][0]] == [a for a, _ in first[k][0]] for k in first)
+    assert spark.read.format("delta").load(f"{lake_root}/recommendations").count() == len(first)

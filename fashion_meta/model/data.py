@@ -28,7 +28,7 @@ __all__ = [
 
 FORMAT = "fashion-meta-tasks/1"
 MANIFEST = "manifest.json"
-ROLES = ("train", "validation", "holdout")
+ROLES = ("train", "validation", "holdout", "serve")
 SPLITS = ("support", "query")
 KEY_COLUMNS = (
     "task_id", "category", "user_group", "role", "split", "customer_id", "article_id", "label", "t_dat",

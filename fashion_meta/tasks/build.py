@@ -20,7 +20,7 @@ ENTITY_COLUMNS = (
     "task_id", "category", "user_group", "role", "split", "customer_id", "article_id", "label", "t_dat",
     "event_timestamp",
 )
-ROLES = ("train", "validation", "holdout")
+ROLES = ("train", "validation", "holdout", "serve")
 UNKNOWN_CHANNEL_SUFFIX = "|unknown"
 
 
@@ -118,6 +118,49 @@ def holdout_units(positives: DataFrame, holdout_categories: list[str], holdout_g
                     .otherwise(F.concat(F.lit("*|"), F.col("user_group"))))
         .withColumn("split", F.lit("support"))
         .withColumn("role", F.lit("holdout"))
+        .select("task_id", "category", "user_group", "split", "customer_id", "article_id", "t_dat", "role")
+    )
+
+
+def new_groups(positives: DataFrame, run_date: dt.date, window_start: dt.date, new_days: int,
+               min_history: int) -> DataFrame:
+    """(user_group, purchases, first_day) of user groups that are new as of ``run_date`` by the DESIGN.md rule.
+
+    Groups are derived per customer and day, so their history is measured over the task window: a group is new
+    when it has fewer than ``min_history`` purchase days in the window, or its first one is within ``new_days`` of
+    the run date (while the window reaches further back).
+    """
+    stats = positives.groupBy("user_group").agg(
+        F.count(F.lit(1)).alias("purchases"), F.min("t_dat").alias("first_day")
+    )
+    recent = (F.datediff(F.lit(run_date), F.col("first_day")) < new_days) & (
+        F.datediff(F.lit(run_date), F.lit(window_start)) >= new_days
+    )
+    return stats.where((F.col("purchases") < min_history) | recent)
+
+
+def serving_units(positives: DataFrame, categories: list[str], groups: list[str], max_support: int,
+                  seed: int) -> DataFrame:
+    """Adaptation units of new categories ("<category>|*") and new user groups ("*|<group>"), role 'serve'.
+
+    Each unit's support is its most recent ``max_support`` purchases (ties by a hash of the row keys): what the
+    recommend stage adapts on before scoring. A purchase of a new category by a new group is in both units.
+    """
+    def unit(rows: DataFrame, task_id) -> DataFrame:
+        latest = Window.partitionBy("task_id").orderBy(F.col("t_dat").desc(), "tie")
+        return (
+            rows.withColumn("task_id", task_id)
+            .withColumn("tie", _hash("customer_id", "article_id", "t_dat", seed=seed))
+            .withColumn("rn", F.row_number().over(latest))
+            .where(F.col("rn") <= max_support)
+        )
+
+    by_category = unit(positives.where(F.col("category").isin(categories)), F.concat(F.col("category"), F.lit("|*")))
+    by_group = unit(positives.where(F.col("user_group").isin(groups)), F.concat(F.lit("*|"), F.col("user_group")))
+    return (
+        by_category.unionByName(by_group)
+        .withColumn("split", F.lit("support"))
+        .withColumn("role", F.lit("serve"))
         .select("task_id", "category", "user_group", "split", "customer_id", "article_id", "t_dat", "role")
     )
 

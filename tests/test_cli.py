@@ -57,7 +57,7 @@ def test_generate_then_invalid_spec(tmp_path, capsys):
 
 
 @pytest.mark.spark
-def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys):
+def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys, monkeypatch):
     shop = tmp_path / "shop"
     assert main(["generate", "--out", str(shop), "--customers", "200", "--articles", "120", "--categories", "6",
                  "--days", "14", "--seed", "5"]) == 0
@@ -82,7 +82,7 @@ def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys):
     assert runs[0].counts["task_rows.total"] == manifest["rows"]["total"]
     assert '"root"' in runs[0].config_json
 
-    _check_recommend_stage(spark, lake_root, config, capsys)
+    _check_recommend_stage(spark, lake_root, config, capsys, monkeypatch)
 
 
 def _lists(spark, lake_root: str, run_date: str = "2020-06-14") -> dict:
@@ -90,7 +90,7 @@ def _lists(spark, lake_root: str, run_date: str = "2020-06-14") -> dict:
     return {(r.category, r.customer_id): ([(i.article_id, i.score) for i in r["items"]], r.serving_mode) for r in rows}
 
 
-def _check_recommend_stage(spark, lake_root: str, config: Path, capsys) -> None:
+def _check_recommend_stage(spark, lake_root: str, config: Path, capsys, monkeypatch) -> None:
     """After the nightly: summary, the new category's path, fallback contrast, idempotence, engines, export."""
     out = capsys.readouterr().out
     assert "categories by serving mode" in out
@@ -126,3 +126,15 @@ def _check_recommend_stage(spark, lake_root: str, config: Path, capsys) -> None:
     assert again.keys() == first.keys()
     assert all([a for a, _ in again[k][0]] == [a for a, _ in first[k][0]] for k in first)
     assert spark.read.format("delta").load(f"{lake_root}/recommendations").count() == len(first)
+
+    # a planted duplicate list fails the output checks: nothing is published, the previous lists stay
+    from fashion_meta.recommend import serve
+
+    real = serve.score_batch
+    monkeypatch.setattr(serve, "score_batch", lambda table, plan: (lambda out: out.__class__.from_batches(
+        [*out.to_batches(), *out.slice(0, 1).to_batches()], schema=out.schema))(real(table, plan)))
+    capsys.readouterr()
+    assert main(["recommend", *base, "--config", str(config), "--engine", "driver"]) == 1
+    err = capsys.readouterr().err
+    assert "output checks failed" in err and "duplicate" in err and "Traceback" not in err
+    assert _lists(spark, lake_root) == again

@@ -146,6 +146,30 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_export)
 
+    p = sub.add_parser("evaluate", help="offline cold-start evaluation of every method against the baselines",
+                       description="DESIGN.md evaluation protocol: for each K the lake, features, tasks and models are "
+                       "rebuilt from the truncated data; every method ranks the held-out categories' (and user "
+                       "groups') articles for the customers who bought in the days after --cutoff. Writes "
+                       "report.md, metrics.json and PNG plots under --out.")
+    p.add_argument("--input", metavar="DIR", help="H&M-format files (default: generate the evaluation shop per seed)")
+    p.add_argument("--cutoff", type=_date, help="last day the system sees (default: the generated shop's last day "
+                   "minus the query window)")
+    p.add_argument("--holdout-categories", required=True, metavar="N|NAMES",
+                   help="the N most recently launched categories, or comma-separated names")
+    p.add_argument("--holdout-groups", metavar="N|NAMES", help="user groups to hold out (N drawn by hash, or names)")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder (work lakes under DIR/work)")
+    p.add_argument("--ks", metavar="K,K,...", help="support sizes [evaluate.ks]")
+    p.add_argument("--seeds", metavar="S,S,...", help="[evaluate.seeds]")
+    p.add_argument("--methods", metavar="M,M,...", help="maml, fomaml, anil, metasgd, transfer [evaluate.methods]")
+    p.add_argument("--epochs", type=_positive_int, metavar="N", help="[evaluate.epochs]")
+    p.add_argument("--customers", type=_positive_int, help="generated shop size [evaluate.customers]")
+    p.add_argument("--articles", type=_positive_int, help="[evaluate.articles]")
+    p.add_argument("--categories", type=_positive_int, help="[evaluate.categories]")
+    p.add_argument("--days", type=_positive_int, help="[evaluate.days]")
+    p.add_argument("--window-days", type=_positive_int, metavar="N", help="[evaluate.window_days]")
+    _common(p)
+    p.set_defaults(handler=cmd_evaluate)
+
     p = sub.add_parser("materialize", help="load the latest feature values into the online store",
                        description="Materialise the feature values as of the end of --run-date (stamped run date + 1 "
                        "00:00 UTC) into the Feast online store (SQLite under <lake>/_feast by default, Redis on a cluster).")
@@ -458,6 +482,60 @@ def _export(ctx: Context, run_date: dt.date) -> str:
 def cmd_export(ctx: Context) -> str:
     """Export the recommendations of a run date for the storefront."""
     return _export(ctx, ctx.args.run_date)
+
+
+def _int_list(value: str | None, what: str) -> list[int] | None:
+    from fashion_meta.errors import UsageError
+
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated integers, got {value!r}") from None
+
+
+def cmd_evaluate(ctx: Context) -> str:
+    """Run the offline evaluation for every seed and write the report."""
+    from fashion_meta.evaluation.report import write_report
+    from fashion_meta.evaluation.run import EvalParams, records_to_json, run_evaluation
+    from fashion_meta.synth.generator import ShopSpec, generate_shop
+
+    a, e = ctx.args, ctx.cfg["evaluate"]
+    seeds = _int_list(a.seeds, "--seeds") or list(e["seeds"])
+    ks = tuple(_int_list(a.ks, "--ks") or e["ks"])
+    methods = tuple(m.strip() for m in (a.methods.split(",") if a.methods else e["methods"]) if m.strip())
+    shape = {k: getattr(a, k) or e[k] for k in ("customers", "articles", "categories", "days")}
+    out = Path(a.out).resolve()
+    records = []
+    cutoff = a.cutoff
+    for seed in seeds:
+        source = a.input
+        if source is None:
+            spec = ShopSpec(seed=seed, **shape)
+            source = str(out / "work" / f"seed={seed}" / "shop")
+            if not Path(source, "transactions_train.csv").is_file():
+                generate_shop(spec, source)
+            last = spec.start_date + dt.timedelta(days=spec.days - 1)
+            cutoff = a.cutoff or last - dt.timedelta(days=e["query_days"])
+        if cutoff is None:
+            from fashion_meta.errors import UsageError
+
+            raise UsageError("--cutoff is required with --input")
+        params = EvalParams(
+            cutoff=cutoff, holdout_categories=a.holdout_categories, holdout_groups=a.holdout_groups or "", ks=ks,
+            query_days=e["query_days"], window_days=a.window_days or e["window_days"], methods=methods, seed=seed,
+            epochs=a.epochs or e["epochs"], warm_customers=e["warm_customers"], top_n=ctx.cfg.get("run.top_n"),
+            category_column=ctx.cfg.get("vocabulary.category_column"), text_model=ctx.cfg.get("features.text_model"),
+        )
+        records += records_to_json(run_evaluation(ctx.spark, source, str(out), params,
+                                                  progress=lambda line: log.info("evaluate: %s", line)))
+    meta = {"cutoff": str(cutoff), "seeds": seeds, "ks": list(ks), "methods": list(methods),
+            "new_categories": a.holdout_categories, "new_groups": a.holdout_groups, "query_days": e["query_days"],
+            "input": a.input or f"generated {shape}"}
+    paths = write_report(records, out, meta)
+    ctx.counts["evaluate.records"] = len(records)
+    return f"{len(records)} results for seeds {seeds}; report {paths['markdown']}"
 
 
 def cmd_materialize(ctx: Context) -> str:

@@ -530,7 +530,8 @@ def cmd_evaluate(ctx: Context) -> str:
         )
         records += records_to_json(run_evaluation(ctx.spark, source, str(out), params,
                                                   progress=lambda line: log.info("evaluate: %s", line)))
-    meta = {"cutoff": str(cutoff), "seeds": seeds, "ks": list(ks), "methods": list(methods),
+    held = {seed: json.loads((out / "work" / f"seed={seed}" / "holdout.json").read_text()) for seed in seeds}
+    meta = {"cutoff": str(cutoff), "seeds": seeds, "holdout": held, "ks": list(ks), "methods": list(methods),
             "new_categories": a.holdout_categories, "new_groups": a.holdout_groups, "query_days": e["query_days"],
             "input": a.input or f"generated {shape}"}
     paths = write_report(records, out, meta)

@@ -12,9 +12,10 @@ customers. Baseline knobs are tuned on the validation tasks of the same task fil
 Shared work: the source lake (ingest of the whole input, article text vectors) is built once; each K lake copies
 the articles, customers and text vectors from it, so only the transaction-dependent steps run per K.
 
-``--holdout-categories N`` holds out the N most recently launched categories (latest first sale up to the cutoff):
-the protocol keeps a held-out category's *first* K interactions, and only a recent launch has them inside the
-task window that the features are computed for. Names are accepted too.
+``--holdout-categories N`` holds out the N most recently launched categories (latest first sale up to the cutoff);
+names are accepted too. Held-out slices are treated as launched at the start of the task window (their earlier
+purchases are dropped, see ``launched_at_window_start``), so their first K purchases lie where the system computes
+features.
 """
 
 from __future__ import annotations
@@ -128,7 +129,8 @@ def build_k_lake(spark: SparkSession, source: str, target: str, params: EvalPara
 
     articles = lake.read_table(spark, lake.table_path(source, C.BRONZE_ARTICLES))
     cats = article_categories(articles, params.category_column).select("article_id", "category")
-    tx = lake.read_table(spark, lake.table_path(source, C.BRONZE_TRANSACTIONS))
+    tx = launched_at_window_start(lake.read_table(spark, lake.table_path(source, C.BRONZE_TRANSACTIONS)), cats,
+                                  params, new_categories, group_customers)
     kept = protocol.truncate_for_holdout(tx, cats, params.cutoff, k, params.seed, new_categories, group_customers)
     kept = kept.persist()
     # first seen = first sale in what the system sees (else the cutoff: a just-launched article)
@@ -140,6 +142,25 @@ def build_k_lake(spark: SparkSession, source: str, target: str, params: EvalPara
     kept.write.format("delta").mode("overwrite").partitionBy("t_dat").save(lake.table_path(target, C.BRONZE_TRANSACTIONS))
     _copy_table(spark, source, target, C.FEATURES_ARTICLE_TEXT)
     kept.unpersist()
+
+
+def launched_at_window_start(tx: DataFrame, cats: DataFrame, params: EvalParams, new_categories: list[str],
+                             group_customers: DataFrame | None) -> DataFrame:
+    """Drop the held-out slices' purchases before the task window: they are treated as launched at its start.
+
+    The protocol keeps a held-out slice's *first* K purchases. For a slice that has existed for months (every
+    user group of a shop, an older category) those are months old, outside the window whose features the system
+    computes, so adaptation would get nothing. Treating held-out slices as launched at the window start keeps the
+    protocol's meaning (the first K purchases after launch) inside the data the system works on.
+    """
+    start = params.cutoff - dt.timedelta(days=params.window_days - 1)
+    marked = tx.join(F.broadcast(cats.withColumnRenamed("category", "_cat")), on="article_id", how="left")
+    held = F.coalesce(F.col("_cat").isin(new_categories), F.lit(False))
+    if group_customers is not None:
+        members = group_customers.select("customer_id").distinct().withColumn("_member", F.lit(True))
+        marked = marked.join(F.broadcast(members), on="customer_id", how="left")
+        held = held | F.coalesce(F.col("_member"), F.lit(False))
+    return marked.where(~(held & (F.col("t_dat") < F.lit(start)))).select(*tx.columns)
 
 
 # ---------------------------------------------------------------------------------------------- ranking
@@ -424,6 +445,9 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
     group_of = {r[0]: r[1] for r in groups.collect()}
     truth = protocol.query_truth(tx, cats, params.cutoff, params.query_days)
     truth_table = pa.Table.from_pylist([r.asDict() for r in truth.orderBy("category", "customer_id").collect()])
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "holdout.json").write_text(json.dumps({"categories": new_categories, "user_groups": new_groups,
+                                                   "cutoff": params.cutoff.isoformat()}))
     progress(f"seed {params.seed}: held out categories {new_categories}, user groups {new_groups}; "
              f"{truth_table.num_rows} (customer, category) truths in the {params.query_days} days after the cutoff")
     records: list[EvalRecord] = []

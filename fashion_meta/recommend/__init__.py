@@ -1,6 +1,7 @@
-"""Nightly recommendation job: the scoring core (``scoring``) that turns customer and article vectors into top-N lists.
+"""Nightly recommendations: the scoring core (``scoring``), the serving plan and per-batch scoring (``serve``), the
+Spark job (``job``), the output checks (``checks``) and the storefront export (``export``).
 
-Needs only torch and numpy, like ``fashion_meta.model``.
+``scoring`` and ``serve`` need only torch, numpy and pyarrow (they run in Spark Python workers or on a GPU driver).
 """
 
 from .scoring import TopN, top_n_blocked

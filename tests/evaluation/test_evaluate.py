@@ -1,0 +1,78 @@
+"""`fashion-meta evaluate` end to end on a tiny generated shop (slow): per-K honesty, records, report, plots."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from fashion_meta.cli import main
+
+pytestmark = [pytest.mark.spark, pytest.mark.slow]
+
+
+def test_pick_new_categories_takes_the_latest_launches(spark):
+    from fashion_meta.errors import UsageError
+    from fashion_meta.evaluation.run import pick_new_categories
+
+    d = dt.date(2020, 3, 1)
+    tx = spark.createDataFrame(
+        [(d, "a1"), (d + dt.timedelta(days=5), "a2"), (d + dt.timedelta(days=9), "a3"), (d + dt.timedelta(days=9), "a3"),
+         (d + dt.timedelta(days=30), "a4")],  # a4 sells only after the cutoff: not a candidate
+        "t_dat date, article_id string")
+    cats = spark.createDataFrame([("a1", "Old"), ("a2", "Mid"), ("a3", "New"), ("a4", "Later")],
+                                 "article_id string, category string")
+    cutoff = d + dt.timedelta(days=10)
+    assert pick_new_categories(tx, cats, cutoff, "2") == ["Mid", "New"]
+    assert pick_new_categories(tx, cats, cutoff, "Old") == ["Old"]
+    with pytest.raises(UsageError, match="Later"):
+        pick_new_categories(tx, cats, cutoff, "Later")
+    with pytest.raises(UsageError):
+        pick_new_categories(tx, cats, cutoff, "3")  # all of them: nothing warm left
+
+
+def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
+    out = tmp_path / "eval"
+    code = main(["evaluate", "--holdout-categories", "2", "--holdout-groups", "1", "--out", str(out), "--ks", "0,10",
+                 "--seeds", "1", "--methods", "fomaml,transfer", "--epochs", "3", "--customers", "300",
+                 "--articles", "150", "--categories", "8", "--days", "45", "--window-days", "14"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads((out / "metrics.json").read_text())
+    records = report["records"]
+    new = [r for r in records if r["set"] == "new_categories"]
+    assert {r["k"] for r in new} == {0, 10}
+    methods_at = lambda k: {r["method"] for r in new if r["k"] == k}  # noqa: E731
+    assert {"popularity", "group_popularity", "content", "warm", "transfer", "fomaml"} <= methods_at(0)
+    assert "from_scratch" not in methods_at(0) and "from_scratch" in methods_at(10)
+    assert {r["set"] for r in records} == {"new_categories", "new_groups", "warm_categories"}
+    for r in records:
+        for name, value in r["metrics"].items():
+            low, high = r["ci"][name]
+            assert 0.0 <= low <= value <= high <= 1.0, (r["set"], r["method"], name)
+        assert r["customers"] > 0
+    text = (out / "report.md").read_text()
+    assert "## Quality bar" in text and "## New categories" in text
+    for png in ("new_categories_vs_k.png", "new_categories_per_unit.png", "new_groups_vs_k.png"):
+        assert (out / png).stat().st_size > 1000
+
+    # honesty: each K lake holds at most K purchases of the held-out categories before the cutoff, none after it
+    import deltalake
+    import pandas as pd
+
+    cutoff = dt.date(2020, 6, 1) + dt.timedelta(days=45 - 1 - 7)
+    held = report["meta"]["holdout"]["1"]["categories"]
+    assert len(held) == 2 and report["meta"]["holdout"]["1"]["cutoff"] == cutoff.isoformat()
+    for k in (0, 10):
+        lake = out / "work" / "seed=1" / f"k={k}"
+        tx = deltalake.DeltaTable(str(lake / "bronze" / "transactions")).to_pandas()
+        arts = deltalake.DeltaTable(str(lake / "bronze" / "articles")).to_pandas()[["article_id", "product_type_name"]]
+        tx = tx.merge(arts, on="article_id")
+        assert (pd.to_datetime(tx["t_dat"]).dt.date <= cutoff).all()
+        for category in held:
+            assert (tx["product_type_name"] == category).sum() <= k
+        group = report["meta"]["holdout"]["1"]["user_groups"]
+        assert len(group) == 1
+    new_groups = [r for r in records if r["set"] == "new_groups" and r["k"] == 10]
+    assert new_groups and all(r["units"] == 1 for r in new_groups)

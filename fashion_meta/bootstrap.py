@@ -78,7 +78,8 @@ def demo(extra: list[str]) -> None:
     if not (SHOP_DIR / "transactions_train.csv").exists():
         _run([cli, "generate", "--out", str(SHOP_DIR)])
     _run([cli, "nightly", "--input", str(SHOP_DIR), "--lake", str(ROOT / "lake"), "--run-date", _default_run_date(), *extra])
-    _say(f"done: Delta tables under {ROOT / 'lake'}; the input shop is in {SHOP_DIR}")
+    _say(f"done: Delta tables under {ROOT / 'lake'}, run summary in {ROOT / 'lake' / 'runs'}, storefront files in "
+         f"{ROOT / 'lake' / 'exports'}; the input shop is in {SHOP_DIR}")
 
 
 def test(extra: list[str]) -> None:

@@ -55,7 +55,7 @@ def _read(folder: Path):
 def test_support_strictly_before_query_in_every_task(built):
     rows = built["rows"]
     assert len(rows) > 0
-    for task_id, task in rows[rows.role != "holdout"].groupby("task_id"):
+    for task_id, task in rows[rows.role.isin(["train", "validation"])].groupby("task_id"):
         support, query = task[task.split == "support"], task[task.split == "query"]
         assert len(support) and len(query), task_id
         assert support.t_dat.max() < query.t_dat.min(), task_id
@@ -64,7 +64,10 @@ def test_support_strictly_before_query_in_every_task(built):
 
 
 def test_held_out_slices_never_meta_trained(spark, built):
-    rows, holdout, root = built["rows"], built["manifest"]["holdout"], built["root"]
+    everything, holdout, root = built["rows"], built["manifest"]["holdout"], built["root"]
+    # serving units (role "serve": new categories / user groups for the recommend stage) repeat purchases of other
+    # slices and are never read by training; they are checked in test_serving_units_match_the_manifest
+    rows = everything[everything.role != "serve"]
     assert len(holdout["categories"]) == 1 and len(holdout["user_groups"]) == 1
     held = rows.category.isin(holdout["categories"]) | rows.user_group.isin(holdout["user_groups"])
     assert held.any()
@@ -99,7 +102,22 @@ def test_negatives_are_unbought_in_stock_articles_of_the_category(spark, built):
         assert (r.article_id, r.category, r.t_dat) in stock
     for r in positives.itertuples():
         assert (r.customer_id, r.article_id, r.t_dat) in bought
-    assert not rows.duplicated(["customer_id", "article_id", "t_dat"]).any()
+    assert not rows[rows.role != "serve"].duplicated(["customer_id", "article_id", "t_dat"]).any()
+    assert not rows.duplicated(["task_id", "customer_id", "article_id", "t_dat"]).any()
+
+
+def test_serving_units_match_the_manifest(built):
+    rows, manifest = built["rows"], built["manifest"]
+    serving = manifest["serving"]
+    serve = rows[rows.role == "serve"]
+    expected = {f"{c}|*" for c in serving["categories"]} | {f"*|{g}" for g in serving["user_groups"]}
+    assert set(serve.task_id) == expected
+    assert set(serving["categories"]) <= set(serving["all_categories"])
+    assert not set(serving["categories"]) & set(manifest["holdout"]["categories"])
+    assert not set(serving["user_groups"]) & set(manifest["holdout"]["user_groups"])
+    assert set(serve.split) <= {"support"}
+    for task_id, unit in serve.groupby("task_id"):
+        assert 0 < unit.label.sum() <= built["params"].serve_max_support, task_id
 
 
 def test_features_are_point_in_time_and_manifest_matches_files(spark, built):

@@ -213,10 +213,8 @@ def _recommend_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--max-per-product", type=int, metavar="N", help="colour variants per list, 0 = no cap "
                        "[recommend.max_per_product]")
     group.add_argument("--model-version", metavar="VERSION", help="serve this registry version [recommend.model_version]")
-    if not any(a.dest == "registry" for a in p._actions):
-        group.add_argument("--registry", metavar="DIR", help="model registry (default <lake>/models) [train.registry]")
-    if not any(a.dest == "device" for a in p._actions):
-        group.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N [train.device]")
+    group.add_argument("--registry", metavar="DIR", help="model registry (default <lake>/models) [train.registry]")
+    group.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N [train.device]")
 
 
 def _export_options(p: argparse.ArgumentParser) -> None:

@@ -52,20 +52,22 @@ def quality_bar(agg: dict[tuple[str, str, int], dict[str, Any]]) -> list[str]:
                          f"(spread {bv['spread'][METRIC]:.4f}) vs best non-meta {om} {ov['metrics'][METRIC]:.4f}: "
                          f"{ratio:.2f}x (bar 1.10x: {'met' if ratio >= 1.10 else 'NOT met'})")
         zero = {m: v for (s, m, k), v in agg.items() if s == set_name and k == min(ks)}
-        if "content" in zero and any(m in zero for m in META):
-            bm, bv = max(((m, v) for m, v in zero.items() if m in META), key=lambda kv: kv[1]["metrics"][METRIC])
-            low = zero["content"]["ci"][METRIC][0]
-            lines.append(f"{SET_TITLES[set_name]}, K={min(ks)}: {bm} {bv['metrics'][METRIC]:.4f} vs content "
-                         f"{zero['content']['metrics'][METRIC]:.4f} (interval low {low:.4f}): "
-                         f"{'no worse' if bv['metrics'][METRIC] >= low else 'WORSE'}")
+        lines += _no_worse(f"{SET_TITLES[set_name]}, K={min(ks)}", zero, "content")
     warm = {m: v for (s, m, k), v in agg.items() if s == "warm_categories"}
-    if "popularity" in warm and any(m in warm for m in META):
-        bm, bv = max(((m, v) for m, v in warm.items() if m in META), key=lambda kv: kv[1]["metrics"][METRIC])
-        low = warm["popularity"]["ci"][METRIC][0]
-        lines.append(f"Warm categories: {bm} {bv['metrics'][METRIC]:.4f} vs popularity "
-                     f"{warm['popularity']['metrics'][METRIC]:.4f} (interval low {low:.4f}): "
-                     f"{'no worse' if bv['metrics'][METRIC] >= low else 'WORSE'}")
+    lines += _no_worse("Warm categories", warm, "popularity")
     return lines
+
+
+def _no_worse(label: str, results: dict[str, dict[str, Any]], reference: str) -> list[str]:
+    """"Best meta-learner no worse than ``reference``": its mean at least the low end of the reference's interval."""
+    metas = [(m, v) for m, v in results.items() if m in META]
+    if reference not in results or not metas:
+        return []
+    bm, bv = max(metas, key=lambda kv: kv[1]["metrics"][METRIC])
+    ref = results[reference]
+    low = ref["ci"][METRIC][0]
+    return [f"{label}: {bm} {bv['metrics'][METRIC]:.4f} vs {reference} {ref['metrics'][METRIC]:.4f} (interval low "
+            f"{low:.4f}): {'no worse' if bv['metrics'][METRIC] >= low else 'WORSE'}"]
 
 
 def write_report(records: Sequence[dict[str, Any]], out: str | Path, meta: dict[str, Any]) -> dict[str, Path]:

@@ -23,10 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,6 @@ from . import protocol
 log = logging.getLogger(__name__)
 
 META_METHODS = ("maml", "fomaml", "anil", "metasgd")
-BASELINES = ("popularity", "group_popularity", "content", "warm", "from_scratch")
 SETS = ("new_categories", "new_groups", "warm_categories")
 
 
@@ -301,7 +299,7 @@ class EvalRecord:
 
 
 def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new_categories: list[str],
-               new_groups: list[str], truth: pa.Table, group_of: dict[str, str], registry_progress=None) -> list[EvalRecord]:
+               new_groups: list[str], truth: pa.Table, group_of: dict[str, str]) -> list[EvalRecord]:
     """Features, tasks, training and ranking on one K lake; one record per (set, method)."""
     from fashion_meta.features.job import FeatureParams, run_features
     from fashion_meta.model.checkpoint import load_model
@@ -476,11 +474,3 @@ def _pick_groups(groups: DataFrame, params: EvalParams) -> list[str]:
 
 def records_to_json(records: Sequence[EvalRecord]) -> list[dict[str, Any]]:
     return [asdict(r) for r in records]
-
-
-def with_seed(params: EvalParams, seed: int) -> EvalParams:
-    return replace(params, seed=seed)
-
-
-def finite(x: float) -> bool:
-    return isinstance(x, float) and math.isfinite(x)

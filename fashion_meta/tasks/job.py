@@ -174,7 +174,8 @@ def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params:
             f"no task has {params.min_support} support and {params.min_query} query purchases in {start}..{end}: "
             "lower [tasks] min_support/min_query or widen window_days"
         )
-    summary.serving = _new_units(spark, lake_root, run_date, positives, start, params, held_categories, held_groups)
+    summary.serving = _new_units(spark, lake_root, run_date, positives, slices, start, params, held_categories,
+                                 held_groups)
     roled = (
         build.with_roles(warm, [], [], params.validation_fraction, params.seed)
         .unionByName(build.holdout_units(positives, held_categories, held_groups))
@@ -261,8 +262,9 @@ def _write_files(spark: SparkSession, rows: DataFrame, target: str, manifest: di
     return manifest
 
 
-def _new_units(spark: SparkSession, lake_root: str, run_date: dt.date, positives: DataFrame, start: dt.date,
-               params: TaskParams, held_categories: list[str], held_groups: list[str]) -> dict[str, list[str]]:
+def _new_units(spark: SparkSession, lake_root: str, run_date: dt.date, positives: DataFrame, slices: list,
+               start: dt.date, params: TaskParams, held_categories: list[str],
+               held_groups: list[str]) -> dict[str, list[str]]:
     """Categories and user groups new as of ``run_date`` (DESIGN.md rule), held-out ones aside (they have units).
 
     Categories: ``is_new`` of category_daily for D (first sale within new_category_days, none yet, or fewer than
@@ -276,8 +278,7 @@ def _new_units(spark: SparkSession, lake_root: str, run_date: dt.date, positives
     new_categories = sorted(r[0] for r in daily.where(F.col("is_new")).select("category").collect())
     new_groups = sorted(r[0] for r in build.new_groups(
         positives, run_date, start, params.new_category_days, params.min_group_history).select("user_group").collect())
-    with_data = {r[0] for r in positives.select("category").distinct().collect()}
-    group_data = {r[0] for r in positives.select("user_group").distinct().collect()}
+    with_data, group_data = {r[0] for r in slices}, {r[1] for r in slices}  # (category, user_group) in the window
     return {
         "all_categories": new_categories,
         "all_user_groups": new_groups,

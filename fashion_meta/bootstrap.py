@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -25,6 +26,8 @@ VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".fashion-meta-installed"
 CONSTRAINTS = ROOT / ".ci" / "constraints.txt"
+# A first install (torch from PyPI is the CUDA build) takes about 7.5 GB in .venv plus about 3 GB of downloads.
+INSTALL_NEEDS_GB = 11.0
 SHOP_DIR = ROOT / "data" / "shop"
 
 
@@ -46,6 +49,17 @@ def _install_hash() -> str:
     return digest.hexdigest()
 
 
+def _disk_preflight() -> list[str]:
+    """Say when the disk is short for a first install; skip pip's download cache then (it doubles the downloads)."""
+    free_gb = shutil.disk_usage(ROOT).free / 1e9
+    if free_gb >= INSTALL_NEEDS_GB:
+        return []
+    _say(f"warning: {free_gb:.1f} GB free on the disk of {ROOT}; a first install needs about {INSTALL_NEEDS_GB:.0f} GB "
+         "(torch with its CUDA libraries). Installing without pip's cache; if pip then fails with 'No space left on "
+         "device', free space (old clones, lakes under /tmp) and run the same command again.")
+    return ["--no-cache-dir"]
+
+
 def setup() -> None:
     """Create the venv, install the project with pinned dependencies, fetch Delta's jars (each only if needed)."""
     if sys.version_info < (3, 11):
@@ -56,8 +70,9 @@ def setup() -> None:
     wanted = _install_hash()
     if not STAMP.exists() or STAMP.read_text() != wanted:
         _say("installing fashion-meta and its pinned dependencies (first time: several minutes, torch is large)")
+        cache = _disk_preflight()
         _run([str(PYTHON), "-m", "pip", "install", "--quiet", "--upgrade", "pip"])
-        cmd = [str(PYTHON), "-m", "pip", "install", "--quiet", "-e", ".[dev]"]
+        cmd = [str(PYTHON), "-m", "pip", "install", "--quiet", *cache, "-e", ".[dev]"]
         if CONSTRAINTS.exists():
             cmd += ["-c", str(CONSTRAINTS)]
         _run(cmd)

@@ -53,6 +53,9 @@ def _common(parser: argparse.ArgumentParser, lake: bool = True) -> None:
         group.add_argument("--lake", metavar="DIR", help="lake root, a local folder or any Spark path [lake.root]")
         group.add_argument("--master", metavar="URL", help="Spark master when not under spark-submit [spark.master]")
         group.add_argument("--shuffle-partitions", type=_positive_int, metavar="N", help="[spark.shuffle_partitions]")
+        group.add_argument("--lock-wait", type=float, metavar="SECONDS",
+                           help="wait this long for another run's lake lock instead of failing at once "
+                                "[lake.lock_wait_seconds]")
     group.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
 
 
@@ -179,12 +182,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("nightly", help="run every stage for one run date",
                        description="Run the nightly pipeline for --run-date: ingest, features (every day of the task "
-                       "window that has none yet, and the run date), tasks.")
+                       "window that has none yet, and the run date), tasks, train (or reuse), recommend, export. Each "
+                       "stage's completion is recorded in ops/run_log; a rerun with the same inputs, config and code "
+                       "resumes at the first stage that did not complete (--force re-runs every stage).")
     p.add_argument("--input", required=True, metavar="DIR", help="folder with the H&M-format files")
     p.add_argument("--run-date", required=True, type=_date, help="the day whose data is complete (YYYY-MM-DD)")
     p.add_argument("--since", type=_date, help="ingest only transactions from this date on")
     p.add_argument("--reuse-model", action="store_true",
                    help="skip training while the current model is at most [nightly] max_model_age_days old")
+    p.add_argument("--force", action="store_true",
+                   help="re-run every stage, even those a previous run of this date completed with the same inputs")
     p.add_argument("--method", choices=["maml", "fomaml", "anil", "metasgd", "transfer"], help="[train.method]")
     _task_options(p)
     _recommend_options(p)
@@ -227,6 +234,7 @@ def _export_options(p: argparse.ArgumentParser) -> None:
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     mapping = {
         "lake": "lake.root",
+        "lock_wait": "lake.lock_wait_seconds",
         "master": "spark.master",
         "shuffle_partitions": "spark.shuffle_partitions",
         "customers": "generate.customers",
@@ -577,26 +585,81 @@ def _train_or_reuse(ctx: Context, run_date: dt.date) -> str:
     return f"reused model {version} (--reuse-model, at most {ctx.cfg.get('nightly.max_model_age_days')} days old)"
 
 
+NIGHTLY_STAGES = ("ingest", "features", "tasks", "train", "recommend", "export")
+
+
+def nightly_fingerprint(ctx: Context, run_date: dt.date) -> str:
+    """Hash of what a nightly's outputs depend on: the input files (names, sizes, times), the effective config,
+    the code version and the options outside the config. A stage completed under another fingerprint is redone."""
+    import hashlib
+
+    from fashion_meta import fs
+    from fashion_meta.runlog import code_version
+
+    config = ctx.cfg.as_dict()
+    config.get("lake", {}).pop("lock_wait_seconds", None)
+    payload = {"inputs": fs.listing(ctx.spark, str(ctx.args.input)), "config": config, "code": code_version(),
+               "run_date": run_date.isoformat(), "since": str(ctx.args.since), "reuse_model": ctx.args.reuse_model}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def cmd_nightly(ctx: Context) -> str:
-    """Run every stage for the run date; print and store a run summary."""
+    """Run every stage for the run date (resuming after the last completed one); print and store a run summary."""
+    from fashion_meta.runlog import completed_stages, record_run, resume_index
+
     run_date = ctx.args.run_date
-    stages: list[tuple[str, Callable[[], str]]] = [
-        ("ingest", lambda: _ingest(ctx, run_date)),
-        ("features", lambda: _nightly_features(ctx, run_date)),
-        ("tasks", lambda: _tasks(ctx, run_date)),
-        ("train", lambda: _train_or_reuse(ctx, run_date)),
-        ("recommend", lambda: _recommend(ctx, run_date)),
-        ("export", lambda: _export(ctx, run_date)),
-    ]
+    stages: dict[str, Callable[[], str]] = {
+        "ingest": lambda: _ingest(ctx, run_date),
+        "features": lambda: _nightly_features(ctx, run_date),
+        "tasks": lambda: _tasks(ctx, run_date),
+        "train": lambda: _train_or_reuse(ctx, run_date),
+        "recommend": lambda: _recommend(ctx, run_date),
+        "export": lambda: _export(ctx, run_date),
+    }
+    order = list(NIGHTLY_STAGES)
+    fingerprint = nightly_fingerprint(ctx, run_date)
+    done = {} if ctx.args.force else completed_stages(ctx.spark, ctx.lake, "nightly", run_date, fingerprint)
+    first = resume_index(done, order)
+    if first == len(order):
+        runs = sorted({run_id for run_id, _ in done.values()})
+        print(f"fashion-meta nightly {run_date}: already complete (runs {', '.join(runs)}); --force re-runs it")
+        return (f"nothing to do: every stage of {run_date} already completed with these inputs, config and code "
+                f"(runs {', '.join(runs)}); --force re-runs them")
+    skipped = {name: done[name][0] for name in order[:first]}
+    if skipped:
+        log.info("nightly %s: resuming at stage %s (%s completed in earlier runs with the same fingerprint %s)",
+                 run_date, order[first], ", ".join(skipped), fingerprint)
     times: dict[str, float] = {}
-    for name, stage in stages:
+    for name in order[first:]:
+        started_at = dt.datetime.now(dt.timezone.utc)
         started = time.monotonic()
+        before = dict(ctx.counts)
         log.info("nightly %s: stage %s started", run_date, name)
-        message = stage()
-        times[name] = round(time.monotonic() - started, 1)
+        status, message = "failed", "stage did not finish"
+        try:
+            message = stages[name]()
+            status = "succeeded"
+        except BaseException as exc:
+            message = _first_line(exc)
+            raise
+        finally:
+            times[name] = round(time.monotonic() - started, 1)
+            counts = {k: v for k, v in ctx.counts.items() if before.get(k) != v}
+            try:
+                record_run(ctx.spark, ctx.lake, run_id=ctx.run_id, command="nightly", run_date=run_date, status=status,
+                           started_at=started_at, counts=counts, message=message, config=ctx.cfg.as_dict(),
+                           stage=name, fingerprint=fingerprint)
+            except Exception as exc:  # noqa: BLE001 - never mask the stage's own outcome
+                log.warning("could not record stage %s in the run log: %s", name, _first_line(exc))
         log.info("nightly %s: stage %s done in %.1fs: %s", run_date, name, times[name], message)
     summary = {"run_date": run_date.isoformat(), "run_id": ctx.run_id, "stage_seconds": times,
                "total_seconds": round(sum(times.values()), 1), "counts": dict(ctx.counts), **ctx.summary}
+    if skipped:
+        summary["resumed"] = {"from_stage": order[first], "skipped": skipped}
+        if "model" not in summary:
+            from fashion_meta.model.checkpoint import current_version
+
+            summary["model"] = {"reused": current_version(registry_path(ctx))}
     path = _store_summary(ctx, run_date, summary)
     print(format_summary(summary, path), file=sys.stdout)
     return f"nightly done in {summary['total_seconds']:.0f}s: " + ", ".join(f"{k} {v:.1f}s" for k, v in times.items())
@@ -616,6 +679,10 @@ def format_summary(summary: dict[str, Any], path: str) -> str:
     """The run summary as a few human-readable lines."""
     lines = [f"fashion-meta nightly {summary['run_date']}: done in {summary['total_seconds']:.0f}s"]
     lines.append("  stages: " + ", ".join(f"{k} {v:.0f}s" for k, v in summary["stage_seconds"].items()))
+    if "resumed" in summary:
+        skipped = summary["resumed"]["skipped"]
+        lines.append(f"  resumed at {summary['resumed']['from_stage']}: " + ", ".join(
+            f"{stage} done in run {run_id}" for stage, run_id in skipped.items()))
     model = summary.get("model", {})
     if "reused" in model:
         lines.append(f"  model: reused {model['reused']}")
@@ -642,6 +709,39 @@ def format_summary(summary: dict[str, Any], path: str) -> str:
 
 
 # -------------------------------------------------------------------------------------------------- main
+# Commands that write the lake: they hold its writer lock for their whole run (fashion_meta/guard.py).
+LAKE_WRITERS = frozenset({"ingest", "features", "tasks", "train", "recommend", "export", "materialize", "nightly",
+                          "maintain", "backfill-late"})
+
+
+def _confine_paths(args: argparse.Namespace, cfg: Config) -> None:
+    """Every path option, and the lake root, must lie under [paths] allowed_roots (a UsageError otherwise)."""
+    from fashion_meta.guard import allowed_roots, confine
+
+    roots = allowed_roots(cfg.get("paths.allowed_roots"))
+    for name in ("input", "out", "export_out"):
+        value = getattr(args, name, None)
+        if value:
+            confine(f"--{name.replace('export_out', 'out').replace('_', '-')}", str(value), roots)
+    registry = getattr(args, "registry", None)
+    if registry and (Path(registry).is_absolute() or "://" in registry):
+        confine("--registry", registry, roots)
+    if hasattr(args, "lake"):
+        confine("--lake" if args.lake else "[lake] root", cfg.get("lake.root"), roots)
+
+
+def _writer_lock(ctx: Context):
+    """The lake's writer lock for commands that write it; nothing for the others."""
+    from contextlib import nullcontext
+
+    from fashion_meta.guard import lake_lock
+
+    if ctx.args.command not in LAKE_WRITERS:
+        return nullcontext()
+    return lake_lock(ctx.lake, ctx.args.command, getattr(ctx.args, "run_date", None),
+                     ctx.cfg.get("lake.lock_wait_seconds"))
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level), format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -671,7 +771,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = Context(args, cfg)
         log.info("%s: effective config (%s): %s", args.command, " < ".join(cfg.sources),
                  json.dumps(redact(cfg.as_dict()), sort_keys=True))
-        message = args.handler(ctx)
+        _confine_paths(args, cfg)
+        with _writer_lock(ctx):
+            message = args.handler(ctx)
         status, code = "succeeded", 0
         log.info("%s: %s (%.1fs)", args.command, message,
                  (dt.datetime.now(dt.timezone.utc) - started_at).total_seconds())

@@ -25,6 +25,21 @@ def list_names(spark: SparkSession, folder: str) -> list[str]:
     return sorted(str(status.getPath().getName()) for status in fs.listStatus(hpath))
 
 
+def listing(spark: SparkSession, folder: str) -> list[tuple[str, int, int]]:
+    """(path relative to ``folder``, bytes, modification time in ms) of every file under it, recursively, sorted."""
+    fs, hpath = _fs_and_path(spark, folder)
+    if not fs.exists(hpath):
+        return []
+    base = str(fs.makeQualified(hpath).toString()).rstrip("/") + "/"
+    files = fs.listFiles(hpath, True)
+    out = []
+    while files.hasNext():
+        status = files.next()
+        out.append((str(status.getPath().toString()).removeprefix(base), int(status.getLen()),
+                    int(status.getModificationTime())))
+    return sorted(out)
+
+
 def size(spark: SparkSession, path: str) -> int:
     """Total bytes under ``path`` (a file or a folder)."""
     fs, hpath = _fs_and_path(spark, path)

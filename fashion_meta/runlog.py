@@ -53,8 +53,10 @@ def record_run(
     counts: dict[str, int],
     message: str,
     config: dict[str, Any],
+    stage: str | None = None,
+    fingerprint: str | None = None,
 ) -> None:
-    """Append one row to ops/run_log (created on first use)."""
+    """Append one row to ops/run_log (created on first use; a table from before the stage columns gains them)."""
     from fashion_meta import constants as C
     from fashion_meta import lake, schemas
 
@@ -71,5 +73,40 @@ def record_run(
         message[:2000],
         code_version(),
         json.dumps(redact(config), sort_keys=True),
+        stage,
+        fingerprint,
     )
-    spark.createDataFrame([row], schemas.RUN_LOG).write.format("delta").mode("append").save(path)
+    (spark.createDataFrame([row], schemas.RUN_LOG).write.format("delta").mode("append")
+     .option("mergeSchema", "true").save(path))
+
+
+def completed_stages(spark, lake_root: str, command: str, run_date: dt.date, fingerprint: str) -> dict[str, tuple[str, dt.datetime]]:
+    """Stage -> (run id, end time) of its latest successful completion for this run date and fingerprint."""
+    from fashion_meta import constants as C
+    from fashion_meta import lake
+
+    path = lake.table_path(lake_root, C.RUN_LOG)
+    if not lake.table_exists(spark, path):
+        return {}
+    log_df = spark.read.format("delta").load(path)
+    if "stage" not in log_df.columns:
+        return {}
+    rows = (log_df.where((log_df.command == command) & (log_df.run_date == run_date) & log_df.stage.isNotNull()
+                         & (log_df.status == "succeeded") & (log_df.fingerprint == fingerprint))
+            .select("stage", "run_id", "ended_at").collect())
+    done: dict[str, tuple[str, dt.datetime]] = {}
+    for r in rows:
+        if r.stage not in done or r.ended_at > done[r.stage][1]:
+            done[r.stage] = (r.run_id, r.ended_at)
+    return done
+
+
+def resume_index(done: dict[str, tuple[str, dt.datetime]], order: list[str]) -> int:
+    """Index of the first stage to run: the first one not completed, or completed before the stage it follows
+    was (re)completed (its inputs changed since)."""
+    previous_end: dt.datetime | None = None
+    for i, stage in enumerate(order):
+        if stage not in done or (previous_end is not None and done[stage][1] < previous_end):
+            return i
+        previous_end = done[stage][1]
+    return len(order)

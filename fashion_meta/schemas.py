@@ -68,6 +68,9 @@ RUN_LOG = T.StructType(
         T.StructField("message", T.StringType(), True),
         T.StructField("code_version", T.StringType(), False),
         T.StructField("config_json", T.StringType(), False),
+        # nightly stage rows: the stage name and the fingerprint of (inputs, config, code) they completed with
+        T.StructField("stage", T.StringType(), True),
+        T.StructField("fingerprint", T.StringType(), True),
     ]
 )
 

@@ -306,13 +306,17 @@ def _not_in_category(inputs: _Inputs) -> DataFrame:
 
 def _bought_items(inputs: _Inputs) -> DataFrame:
     """Rows of non-repeat categories holding an article the customer already bought."""
-    bought = inputs.bought.select("customer_id", "article_id").distinct()
+    # One row per buying customer with the sorted array of what they bought, joined to the lists by customer:
+    # the lists are shuffled once as (ids array) rows instead of once per list entry.
+    bought = (inputs.bought.groupBy("customer_id")
+              .agg(F.array_sort(F.collect_set("article_id")).alias("bought_ids")))
+    ids = F.col("items.article_id")
     rows = (
-        _exploded(inputs.recs)
-        .where(~F.col("category").isin(list(inputs.repeat_categories)))
-        .join(bought, on=["customer_id", "article_id"], how="inner")
-        .groupBy(_ROW_ID, "category", "customer_id")
-        .agg(F.min("article_id").alias("article_id"))
+        inputs.recs.where(~F.col("category").isin(list(inputs.repeat_categories)))
+        .select(_ROW_ID, "category", "customer_id", ids.alias("ids"))
+        .join(bought, on="customer_id", how="inner")
+        .where(F.arrays_overlap("ids", "bought_ids"))
+        .withColumn("article_id", F.array_min(F.array_intersect("ids", "bought_ids")))
     )
     return _violations(rows, F.format_string("already bought article %s", F.col("article_id")))
 
@@ -349,8 +353,20 @@ def _bad_order(recs: DataFrame) -> DataFrame:
         )
         return F.coalesce(ok, F.lit(False))
 
+    # A cheap screen first, without lambdas (Spark interprets higher-order functions row by row): a list passes
+    # when its ranks are 1..n, its scores sorted descending equal its scores (a null sorts last, NaN first), its
+    # last score is not null and its first is not NaN. Every list failing the exact per-entry rule fails the
+    # screen too, so the exact rule only runs on the few screened-out lists to find the first bad entry.
+    scores = F.col("items.score")
+    screened_ok = (_size() == 0) | (
+        (F.col("items.rank") == F.sequence(F.lit(1), F.greatest(_size(), F.lit(1))))
+        & (F.sort_array(scores, asc=False) == scores)
+        & F.element_at(scores, -1).isNotNull()
+        & ~F.isnan(F.element_at(scores, 1))
+    )
     first_bad = F.array_position(F.transform("items", entry_ok), False)
-    rows = recs.where(F.coalesce(first_bad, F.lit(0)) > 0).withColumn("at", first_bad)
+    rows = (recs.where(~F.coalesce(screened_ok, F.lit(False)))
+            .where(F.coalesce(first_bad, F.lit(0)) > 0).withColumn("at", first_bad))
     entry = F.get(F.col("items"), F.col("at").cast("int") - 1)
     shown = [F.coalesce(entry[name].cast("string"), F.lit("null")) for name in ("rank", "score")]
     detail = F.format_string("entry %d: rank %s, score %s", F.col("at"), *shown)

@@ -181,7 +181,11 @@ def test_unsorted_scores_fail_ordering(spark, frames):
 @pytest.mark.parametrize("scores, ranks", [
     ([0.9, float("nan"), 0.1], None),
     ([0.9, None, 0.1], None),
+    ([0.9, 0.5, None], None),  # a trailing null sorts last: the screen's last-score test catches it
+    ([float("nan"), 0.5, 0.1], None),  # a leading NaN sorts first: caught by the first-score test
+    ([float("nan"), float("nan"), float("nan")], None),
     ([0.9, 0.5, 0.1], [1, 3, 2]),
+    ([0.9, 0.5, 0.1], [1, 2, None]),
     ([0.9, 0.9, 0.9], [0, 1, 2]),
 ])
 def test_bad_scores_or_ranks_fail_ordering(spark, frames, scores, ranks):

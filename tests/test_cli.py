@@ -76,8 +76,14 @@ def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys, m
     assert main(["materialize", "--lake", lake_root, "--run-date", "2020-06-14"]) == 0, capsys.readouterr().err
     assert Path(lake_root, "_feast", "online.db").stat().st_size > 0
     assert spark.read.format("delta").load(f"{lake_root}/bronze/transactions").count() > 0
-    runs = spark.read.format("delta").load(f"{lake_root}/ops/run_log").orderBy("started_at").collect()
+    log_rows = spark.read.format("delta").load(f"{lake_root}/ops/run_log")
+    runs = log_rows.where("stage IS NULL").orderBy("started_at").collect()
     assert [(r.command, r.status) for r in runs] == [("nightly", "succeeded"), ("materialize", "succeeded")]
+    stages = log_rows.where("stage IS NOT NULL").orderBy("started_at").collect()  # one row per nightly stage
+    assert [(r.stage, r.status, r.run_id) for r in stages] == [
+        (s, "succeeded", runs[0].run_id) for s in ("ingest", "features", "tasks", "train", "recommend", "export")]
+    assert stages[0].counts["transactions_train.written"] == runs[0].counts["transactions_train.written"]
+    assert len({r.fingerprint for r in stages}) == 1
     assert runs[0].counts["transactions_train.written"] > 0
     assert runs[0].counts["task_rows.total"] == manifest["rows"]["total"]
     assert '"root"' in runs[0].config_json

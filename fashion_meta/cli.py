@@ -173,6 +173,42 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_evaluate)
 
+    p = sub.add_parser("backfill-late", help="ingest late or corrected days and recompute the feature days they affect",
+                       description="Ingest --input like `ingest` (the transaction dates present replace those dates), "
+                       "then recompute only the existing feature days the written dates affect: from the earliest "
+                       "written date to the latest written date + the longest feature window - 1 (to the latest "
+                       "feature day when a whole-history value such as a category's total purchases changed, every "
+                       "feature day when articles/customers changed a feature column); never a day without features.")
+    p.add_argument("--input", required=True, metavar="DIR",
+                   help="folder with transactions_train.* (articles.* / customers.* optional)")
+    p.add_argument("--run-date", type=_date, help="as-of date for new articles' first_seen_date (default: the latest "
+                   "transaction date already in the lake, so a late file does not move it back)")
+    p.add_argument("--no-text-vectors", action="store_true", help="skip the article text vectors [features.text_vectors]")
+    _common(p)
+    p.set_defaults(handler=cmd_backfill_late)
+
+    p = sub.add_parser("maintain", help="compact and VACUUM the Delta tables; prune old run records and folders",
+                       description="OPTIMIZE (compaction) and VACUUM every Delta table of the lake, delete ops/run_log "
+                       "rows older than --run-log-days (never the latest run of a command), and remove run_date=D "
+                       "folders of exports, task files and run summaries older than their retention (never the newest, "
+                       "never the current model's task files). Prints what it did; --dry-run changes nothing.")
+    p.add_argument("--retention-hours", type=float, metavar="H",
+                   help="VACUUM keeps files that versions younger than H hours need; under 168 is refused unless "
+                        "--allow-short-retention [maintain.retention_hours]")
+    p.add_argument("--allow-short-retention", action="store_true",
+                   help="allow a retention under 168 hours (readers of recent versions may fail) "
+                        "[maintain.allow_short_retention]")
+    p.add_argument("--run-log-days", type=int, metavar="N", help="0 = keep every row [maintain.run_log_days]")
+    p.add_argument("--export-days", type=int, metavar="N", help="0 = keep every export [maintain.export_days]")
+    p.add_argument("--task-files-days", type=int, metavar="N", help="[maintain.task_files_days]")
+    p.add_argument("--run-summary-days", type=int, metavar="N", help="[maintain.run_summary_days]")
+    p.add_argument("--registry", metavar="DIR", help="model registry whose current model is protected "
+                   "(default <lake>/models) [train.registry]")
+    p.add_argument("--out", dest="export_out", metavar="DIR", help="export folder (default <lake>/exports) [export.out]")
+    p.add_argument("--dry-run", action="store_true", help="measure and print what would be done; change nothing")
+    _common(p)
+    p.set_defaults(handler=cmd_maintain)
+
     p = sub.add_parser("materialize", help="load the latest feature values into the online store",
                        description="Materialise the feature values as of the end of --run-date (stamped run date + 1 "
                        "00:00 UTC) into the Feast online store (SQLite under <lake>/_feast by default, Redis on a cluster).")
@@ -543,6 +579,51 @@ def cmd_evaluate(ctx: Context) -> str:
     paths = write_report(records, out, meta)
     ctx.counts["evaluate.records"] = len(records)
     return f"{len(records)} results for seeds {seeds}; report {paths['markdown']}"
+
+
+def cmd_backfill_late(ctx: Context) -> str:
+    """Ingest late or corrected files, then recompute only the feature days they affect."""
+    from fashion_meta.features import late_data
+    from fashion_meta.features.job import FeatureParams
+    from fashion_meta.ingest.job import run_ingest
+
+    params = FeatureParams.from_config(ctx.cfg)
+    before = late_data.lake_versions(ctx.spark, ctx.lake)
+    as_of = ctx.args.run_date or late_data.latest_transaction_date(ctx.spark, ctx.lake)
+    summary = run_ingest(ctx.spark, ctx.args.input, ctx.lake, as_of=as_of,
+                         max_field_chars=ctx.cfg.get("ingest.max_field_chars"))
+    ctx.counts.update(summary.counts())
+    plan = late_data.plan_recompute(ctx.spark, ctx.lake, before, params)
+    log.info("backfill-late: %s", plan.describe())
+    features = late_data.recompute_features(ctx.spark, ctx.lake, plan, params)
+    ctx.counts["late.dates_written"] = len(plan.touched_dates)
+    ctx.counts["late.feature_days_recomputed"] = plan.days
+    for feature_summary in features:
+        for table, rows in feature_summary.rows.items():
+            ctx.counts[f"{table}.rows"] = ctx.counts.get(f"{table}.rows", 0) + rows
+    tx = summary.files["transactions_train"]
+    return f"ingested {tx.written} transactions; {plan.describe()}"
+
+
+def cmd_maintain(ctx: Context) -> str:
+    """Compact and VACUUM the lake's tables and prune old run records and dated folders."""
+    from fashion_meta.maintain import MaintainParams, run_maintain
+
+    a, section = ctx.args, ctx.cfg["maintain"]
+    for option in ("retention_hours", "run_log_days", "export_days", "task_files_days", "run_summary_days"):
+        if getattr(a, option) is not None:
+            section[option] = float(getattr(a, option)) if option == "retention_hours" else getattr(a, option)
+    if a.allow_short_retention:
+        section["allow_short_retention"] = True  # CLI values land in the effective config stored in the run log
+    report = run_maintain(ctx.spark, ctx.lake, MaintainParams.from_config(ctx.cfg), exports_dir=export_path(ctx),
+                          task_files_dir=ctx.cfg.get("tasks.files_dir"), registry=registry_path(ctx), dry_run=a.dry_run)
+    ctx.counts.update(report.counts())
+    print(report.format(), file=sys.stdout)
+    removed = sum(len(f.removed) for f in report.folders)
+    vacuumed = sum(t.vacuum_files for t in report.tables)
+    files = (sum(t.files_before for t in report.tables), sum(t.files_after for t in report.tables))
+    return (f"{'dry run: ' if a.dry_run else ''}{len(report.tables)} tables, files {files[0]} -> {files[1]}, "
+            f"{vacuumed} files vacuumed, {report.run_log_rows_deleted} run-log rows and {removed} folders removed")
 
 
 def cmd_materialize(ctx: Context) -> str:

@@ -1,4 +1,8 @@
-"""Entry point of the export stage (spark-submit); same options as `fashion-meta export`."""
+"""Entry point of the export stage (spark-submit); same options as `fashion-meta export`.
+
+On a cluster (the shipping options: README, "Running on a cluster"):
+    spark-submit --master URL [options] jobs/export.py --lake ROOT --run-date D ...
+"""
 
 import sys
 

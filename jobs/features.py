@@ -1,4 +1,8 @@
-"""spark-submit entry point of the features stage; same options as `fashion-meta features`."""
+"""spark-submit entry point of the features stage; same options as `fashion-meta features`.
+
+On a cluster (the shipping options: README, "Running on a cluster"):
+    spark-submit --master URL [options] jobs/features.py --lake ROOT --run-date D ...
+"""
 
 import sys
 

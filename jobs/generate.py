@@ -1,4 +1,7 @@
-"""Entry point of the synthetic shop generator; same options as `fashion-meta generate` (no Spark needed)."""
+"""Entry point of the synthetic shop generator; same options as `fashion-meta generate` (no Spark needed).
+
+Run: `python jobs/generate.py --out DIR [--customers N] ...` (plain Python; spark-submit not needed).
+"""
 
 import sys
 

@@ -1,4 +1,8 @@
-"""spark-submit entry point of the materialize stage; same options as `fashion-meta materialize`."""
+"""spark-submit entry point of the materialize stage; same options as `fashion-meta materialize`.
+
+On a cluster (the shipping options: README, "Running on a cluster"):
+    spark-submit --master URL [options] jobs/materialize.py --lake ROOT --run-date D ...
+"""
 
 import sys
 

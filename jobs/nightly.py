@@ -1,4 +1,8 @@
-"""spark-submit entry point of the whole nightly run; same options as `fashion-meta nightly`."""
+"""spark-submit entry point of the whole nightly run; same options as `fashion-meta nightly`.
+
+On a cluster (the shipping options: README, "Running on a cluster"):
+    spark-submit --master URL [options] jobs/nightly.py --lake ROOT --input DIR --run-date D ...
+"""
 
 import sys
 

@@ -1,4 +1,8 @@
-"""Entry point of the recommend stage (spark-submit); same options as `fashion-meta recommend`."""
+"""Entry point of the recommend stage (spark-submit); same options as `fashion-meta recommend`.
+
+On a cluster (the shipping options: README, "Running on a cluster"):
+    spark-submit --master URL [options] jobs/recommend.py --lake ROOT --run-date D ...
+"""
 
 import sys
 

@@ -1,4 +1,8 @@
-"""spark-submit entry point of the tasks stage; same options as `fashion-meta tasks`."""
+"""spark-submit entry point of the tasks stage; same options as `fashion-meta tasks`.
+
+On a cluster (the shipping options: README, "Running on a cluster"):
+    spark-submit --master URL [options] jobs/tasks.py --lake ROOT --run-date D ...
+"""
 
 import sys
 

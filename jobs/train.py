@@ -1,4 +1,8 @@
-"""Entry point of the train stage (plain Python or spark-submit driver); same options as `fashion-meta train`."""
+"""Entry point of the train stage (plain Python or spark-submit driver); same options as `fashion-meta train`.
+
+On a cluster (the shipping options: README, "Running on a cluster"):
+    spark-submit --master URL [options] jobs/train.py --lake ROOT --run-date D ...
+"""
 
 import sys
 

@@ -15,11 +15,20 @@ from fashion_meta.cli import build_parser, main
 
 def test_help_lists_every_stage():
     text = build_parser().format_help()
-    for stage in ("generate", "ingest", "features", "tasks", "train", "materialize", "nightly"):
+    for stage in COMMANDS:
         assert stage in text
 
 
-@pytest.mark.parametrize("command", ["generate", "ingest", "features", "tasks", "train", "materialize", "nightly"])
+COMMANDS = ["generate", "ingest", "features", "tasks", "train", "recommend", "export", "evaluate", "materialize",
+            "nightly", "maintain", "backfill-late"]
+
+
+def test_every_subparser_is_listed_here():
+    actions = [a for a in build_parser()._subparsers._group_actions if hasattr(a, "choices")]
+    assert sorted(actions[0].choices) == sorted(COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_every_subcommand_has_help(command):
     result = subprocess.run(
         [sys.executable, "-m", "fashion_meta.cli", command, "--help"], capture_output=True, text=True, timeout=60

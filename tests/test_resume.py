@@ -2,14 +2,15 @@
 
 Every nightly here is a real ``python -m fashion_meta.cli nightly`` process in its own process group (driver,
 Spark JVM and Python workers), so a kill takes all of them at once, like an OOM killer or a lost node would.
+The reference is the session's uninterrupted nightly of the same shop and config (``tiny_nightly``).
 
 1. Two nightlies for the same date on one fresh lake, started together: exactly one runs, the other exits 3 at
-   once naming the holder of the lake lock; the winner's outputs are the reference.
-2. On a second lake, one nightly is killed a few seconds into ``features``, the rerun resumes at ``features``
-   (ingest skipped) and is killed inside ``tasks`` (during the Feast point-in-time join), the next resumes at
-   ``tasks`` and is killed inside ``recommend``, and the last one resumes at ``recommend`` and finishes. Its recommendations (every list,
-   in order, with scores and serving modes), task rows and export row counts equal the reference's, with no
-   duplicated rows; one more run finds nothing to do.
+   once naming the holder of the lake lock.
+2. The one that runs is killed a few seconds into ``features``; the rerun resumes at ``features`` (ingest
+   skipped) and is killed inside ``tasks`` (during the Feast point-in-time join); the next resumes at ``tasks``
+   and is killed inside ``recommend``; the last one resumes at ``recommend`` and finishes. Its recommendations
+   (every list, in order, with scores and serving modes), task rows and export row counts equal the reference's,
+   with no duplicated rows; one more run finds nothing to do.
 """
 
 from __future__ import annotations
@@ -25,25 +26,19 @@ from pathlib import Path
 
 import pytest
 
-from fashion_meta.cli import main
-
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 RUN_DATE = "2020-06-14"
-CONFIG = ("[tasks]\nwindow_days = 14\nmin_support = 2\nmin_query = 2\n"
-          "[vocabulary]\nnew_category_days = 3\nmin_category_history = 5\nmin_group_history = 3\n"
-          "[train]\nepochs = 3\n[spark]\ndriver_memory = \"1500m\"\nmaster = \"local[2]\"\n")
 
 
 class Nightly:
     """One nightly process; its log lines are read as they come."""
 
-    def __init__(self, shop: Path, lake: Path, config: Path, log_file: Path):
+    def __init__(self, args: list[str], log_file: Path):
         self.lines: list[str] = []
         self.log_file = log_file
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "fashion_meta.cli", "nightly", "--input", str(shop), "--lake", str(lake),
-             "--run-date", RUN_DATE, "--config", str(config), "--holdout-categories", "1"],
+            [sys.executable, "-m", "fashion_meta.cli", "nightly", *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
             env=dict(os.environ, PYTHONUNBUFFERED="1"))
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -92,33 +87,31 @@ def _outputs(spark, lake: Path) -> dict:
             "transactions": spark.read.format("delta").load(str(lake / "bronze" / "transactions")).count()}
 
 
-def test_concurrent_runs_and_resume_after_kills(spark, tmp_path):
-    shop = tmp_path / "shop"
-    assert main(["generate", "--out", str(shop), "--customers", "200", "--articles", "120", "--categories", "6",
-                 "--days", "14", "--seed", "5"]) == 0
-    config = tmp_path / "small.toml"
-    config.write_text(CONFIG)
+def test_concurrent_runs_and_resume_after_kills(spark, tmp_path, tiny_nightly):
+    reference = _outputs(spark, tiny_nightly.lake)
+    assert reference["rows"] == len(reference["lists"]) > 0
+    lake = tmp_path / "lake"
+    args = tiny_nightly.nightly_args(lake)
 
     # 1. two runs of one date at once on a fresh lake: one runs, the other is refused at once
-    ref = tmp_path / "ref"
-    first, second = (Nightly(shop, ref, config, tmp_path / f"concurrent-{i}.log") for i in (1, 2))
-    codes = sorted([first.finish(), second.finish()])
-    loser = first if first.proc.returncode == 3 else second
-    assert codes == [0, 3], first.text()[-2000:] + second.text()[-2000:]
+    first, second = Nightly(args, tmp_path / "concurrent-1.log"), Nightly(args, tmp_path / "concurrent-2.log")
+    deadline = time.monotonic() + 300
+    while first.proc.poll() is None and second.proc.poll() is None:
+        assert time.monotonic() < deadline, "neither run was refused"
+        time.sleep(0.2)
+    loser, winner = (first, second) if first.proc.poll() is not None else (second, first)
+    assert loser.finish() == 3, loser.text()[-2000:]
     assert "is being written by" in loser.text() and "Traceback" not in loser.text()
-    reference = _outputs(spark, ref)
-    assert reference["rows"] == len(reference["lists"]) > 0
 
-    # 2. killed inside features, tasks and recommend; each rerun resumes where the last one stopped
-    lake = tmp_path / "lake"
-    Nightly(shop, lake, config, tmp_path / "kill-1.log").kill_inside("features", 3)
-    run = Nightly(shop, lake, config, tmp_path / "kill-2.log")
+    # 2. the winner is killed inside features, then reruns are killed inside tasks and recommend
+    winner.kill_inside("features", 3)
+    run = Nightly(args, tmp_path / "kill-2.log")
     run.wait_for("resuming at stage features")
     run.kill_inside("tasks", 8)
-    run = Nightly(shop, lake, config, tmp_path / "kill-3.log")
+    run = Nightly(args, tmp_path / "kill-3.log")
     run.wait_for("resuming at stage tasks")
     run.kill_inside("recommend", 3)
-    run = Nightly(shop, lake, config, tmp_path / "resume.log")
+    run = Nightly(args, tmp_path / "resume.log")
     assert run.finish() == 0, run.text()[-3000:]
     assert "resuming at stage recommend" in run.text() and "stage ingest started" not in run.text()
     assert "resumed at recommend" in run.text()
@@ -135,5 +128,5 @@ def test_concurrent_runs_and_resume_after_kills(spark, tmp_path):
     assert {r.stage: r["count"] for r in stages} == {s: 1 for s in
                                                      ("ingest", "features", "tasks", "train", "recommend", "export")}
 
-    again = Nightly(shop, lake, config, tmp_path / "again.log")
+    again = Nightly(args, tmp_path / "again.log")
     assert again.finish() == 0 and "already complete" in again.text()

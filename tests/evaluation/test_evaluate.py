@@ -37,7 +37,8 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
     out = tmp_path / "eval"
     code = main(["evaluate", "--holdout-categories", "2", "--holdout-groups", "1", "--out", str(out), "--ks", "0,10",
                  "--seeds", "1", "--methods", "fomaml,transfer", "--epochs", "3", "--customers", "300",
-                 "--articles", "150", "--categories", "8", "--days", "45", "--window-days", "14"])
+                 "--articles", "150", "--categories", "8", "--days", "45", "--window-days", "14",
+                 "--lake", str(tmp_path / "lake")])  # its run-log row goes there, not into ./lake
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "metrics.json").read_text())
     records = report["records"]

@@ -136,31 +136,44 @@ def run_ingest(
         return df
 
     # --- parse and validate (nothing written yet) ---
-    articles = customers = None
-    if C.ARTICLES_FILE in opened:
-        articles = keep(validate.with_typed_articles(_parse(spark, opened[C.ARTICLES_FILE], max_field_chars)))
-    if C.CUSTOMERS_FILE in opened:
-        customers = keep(validate.with_typed_customers(_parse(spark, opened[C.CUSTOMERS_FILE], max_field_chars)))
+    try:  # every file is read to its end here, before any write: an unreadable file stops the job cleanly
+        articles = customers = None
+        if C.ARTICLES_FILE in opened:
+            articles = keep(validate.with_typed_articles(_parse(spark, opened[C.ARTICLES_FILE], max_field_chars)))
+        if C.CUSTOMERS_FILE in opened:
+            customers = keep(validate.with_typed_customers(_parse(spark, opened[C.CUSTOMERS_FILE], max_field_chars)))
 
-    known_ids = []
-    if articles is not None:
-        known_ids.append(articles.where(F.size("_reasons") == 0).select("article_id"))
-    if lake.table_exists(spark, paths[C.ARTICLES_FILE]):
-        known_ids.append(lake.read_table(spark, paths[C.ARTICLES_FILE]).select("article_id"))
-    tx_source = opened[C.TRANSACTIONS_FILE]
-    tx = validate.with_typed_transactions(_parse(spark, tx_source, max_field_chars))
-    tx = validate.with_known_articles(tx, known_ids[0].unionByName(known_ids[1]) if len(known_ids) == 2 else known_ids[0])
-    valid = F.size("_reasons") == 0
-    skipped = (valid & (F.col("t_dat") < F.lit(since))) if since else F.lit(False)
-    tx = keep(tx.withColumn("_skipped", skipped))
+        known_ids = []
+        if articles is not None:
+            known_ids.append(articles.where(F.size("_reasons") == 0).select("article_id"))
+        if lake.table_exists(spark, paths[C.ARTICLES_FILE]):
+            known_ids.append(lake.read_table(spark, paths[C.ARTICLES_FILE]).select("article_id"))
+        tx_source = opened[C.TRANSACTIONS_FILE]
+        tx = validate.with_typed_transactions(_parse(spark, tx_source, max_field_chars))
+        tx = validate.with_known_articles(tx, known_ids[0].unionByName(known_ids[1]) if len(known_ids) == 2 else known_ids[0])
+        valid = F.size("_reasons") == 0
+        skipped = (valid & (F.col("t_dat") < F.lit(since))) if since else F.lit(False)
+        tx = keep(tx.withColumn("_skipped", skipped))
 
-    stats = tx.agg(
-        F.count(F.lit(1)).alias("read"),
-        F.sum(F.when(F.size("_reasons") > 0, 1).otherwise(0)).alias("rejected"),
-        F.sum(F.col("_skipped").cast("int")).alias("skipped"),
-        F.min(F.when(valid & ~F.col("_skipped"), F.col("t_dat"))).alias("first"),
-        F.max(F.when(valid & ~F.col("_skipped"), F.col("t_dat"))).alias("last"),
-    ).first()
+        stats = tx.agg(
+            F.count(F.lit(1)).alias("read"),
+            F.sum(F.when(F.size("_reasons") > 0, 1).otherwise(0)).alias("rejected"),
+            F.sum(F.col("_skipped").cast("int")).alias("skipped"),
+            F.min(F.when(valid & ~F.col("_skipped"), F.col("t_dat"))).alias("first"),
+            F.max(F.when(valid & ~F.col("_skipped"), F.col("t_dat"))).alias("last"),
+        ).first()
+        master_counts = {
+            name: (df.count(), df.where(F.size("_reasons") > 0).count())
+            for name, df in ((C.ARTICLES_FILE, articles), (C.CUSTOMERS_FILE, customers))
+            if df is not None
+        }
+    except Exception as exc:
+        problem = sources.unreadable_file(exc, list(opened.values()))
+        if problem is None:
+            raise
+        for df in persisted:
+            df.unpersist()
+        raise InputError(problem) from None
     tx_counts = FileCounts(tx_source.path, read=stats["read"], rejected=stats["rejected"] or 0, skipped=stats["skipped"] or 0)
     tx_counts.written = tx_counts.read - tx_counts.rejected - tx_counts.skipped
     summary.files[C.TRANSACTIONS_FILE] = tx_counts
@@ -194,7 +207,7 @@ def run_ingest(
             update_set={"first_seen_date": "least(t.first_seen_date, s.first_seen_date)"},
         )
         summary.articles_inserted, summary.articles_updated = merged["inserted"], merged["updated"]
-        counts = FileCounts(src.path, read=articles.count(), rejected=articles.where(F.size("_reasons") > 0).count())
+        counts = FileCounts(src.path, read=master_counts[C.ARTICLES_FILE][0], rejected=master_counts[C.ARTICLES_FILE][1])
         counts.written = counts.read - counts.rejected
         summary.files[C.ARTICLES_FILE] = counts
         reject_frames.append(_rejects(articles, src, now))
@@ -213,7 +226,7 @@ def run_ingest(
             spark, schemas.check_schema(rows, schemas.BRONZE_CUSTOMERS, C.BRONZE_CUSTOMERS), paths[C.CUSTOMERS_FILE], ("customer_id",)
         )
         summary.customers_inserted, summary.customers_updated = merged["inserted"], merged["updated"]
-        counts = FileCounts(src.path, read=customers.count(), rejected=customers.where(F.size("_reasons") > 0).count())
+        counts = FileCounts(src.path, read=master_counts[C.CUSTOMERS_FILE][0], rejected=master_counts[C.CUSTOMERS_FILE][1])
         counts.written = counts.read - counts.rejected
         summary.files[C.CUSTOMERS_FILE] = counts
         reject_frames.append(_rejects(customers, src, now))

@@ -12,6 +12,7 @@ Reading rules (documented in the README):
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -66,12 +67,39 @@ def read_header(spark: SparkSession, path: str) -> tuple[str, tuple[str, ...]]:
             raise InputError(f"{file_name}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
     if fs.size(spark, path) == 0:
         raise InputError(f"{file_name}: file is empty (no header line)")
-    first = spark.read.text(path).select(F.make_valid_utf8("value").alias("value")).first()
+    try:
+        first = spark.read.text(path).select(F.make_valid_utf8("value").alias("value")).first()
+    except Exception as exc:  # e.g. a .csv.gz that is not gzip: Hadoop's codec fails on the first bytes
+        raise InputError(f"{file_name}: not a readable text file ({java_reason(exc)})") from None
     if first is None or not first["value"].strip():
         raise InputError(f"{file_name}: first line is empty (no header line)")
     import csv
 
     return "csv", tuple(_clean_name(c) for c in next(csv.reader([first["value"]])))
+
+
+def java_reason(exc: BaseException) -> str:
+    """The innermost Java cause of a Spark failure in one short line (e.g. 'EOFException: Unexpected end of ...')."""
+    causes = re.findall(r"(?m)^(?:Caused by: |: )?((?:java|org)\.[\w.$]*(?:Exception|Error)\b(?::[^\n]*)?)$", str(exc))
+    text = causes[-1] if causes else (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text.rsplit(".", 1)[-1] if ": " not in text else text.split(": ", 1)[0].rsplit(".", 1)[-1] + ": " + text.split(": ", 1)[1][:160]
+
+
+def unreadable_file(exc: BaseException, opened: list[SourceFile]) -> str | None:
+    """A one-line message when ``exc`` is a failure to read one of the ``opened`` files to its end, else None."""
+    text = str(exc)
+    markers = ("EOFException", "Unexpected end of input stream", "not in gzip format", "ZipException",
+               "FAILED_READ_FILE", "ParquetDecodingException", "CORRUPTED")
+    if not any(m in text for m in markers):
+        return None
+    named = [s.file_name for s in opened if s.path in text or s.file_name in text]
+    where = named[0] if named else ", ".join(s.file_name for s in opened)
+    return f"{where}: file cannot be read to its end ({java_reason(exc)})"
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a one-line message: control and other non-printable characters shown as '?'."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def match_header(
@@ -81,12 +109,12 @@ def match_header(
     by_lower: dict[str, str] = {}
     for col in header:
         if col.lower() in by_lower:
-            raise InputError(f"{file_name}: column '{col}' appears twice in the header")
+            raise InputError(f"{file_name}: column '{printable(col)}' appears twice in the header")
         by_lower[col.lower()] = col
     missing = [c for c in required if c.lower() not in by_lower]
     if missing:
         raise InputError(
-            f"{file_name}: missing required column '{missing[0]}' (header has: {', '.join(header)[:300]})"
+            f"{file_name}: missing required column '{missing[0]}' (header has: {printable(', '.join(header))[:300]})"
         )
     mapping = {c: by_lower[c.lower()] for c in expected if c.lower() in by_lower}
     optional_missing = [c for c in expected if c not in mapping]

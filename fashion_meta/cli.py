@@ -800,10 +800,10 @@ def _confine_paths(args: argparse.Namespace, cfg: Config) -> None:
     from fashion_meta.guard import allowed_roots, confine
 
     roots = allowed_roots(cfg.get("paths.allowed_roots"))
-    for name in ("input", "out", "export_out"):
+    for name, option in (("input", "--input"), ("out", "--out"), ("export_out", "--out")):
         value = getattr(args, name, None)
         if value:
-            confine(f"--{name.replace('export_out', 'out').replace('_', '-')}", str(value), roots)
+            confine(option, str(value), roots)
     registry = getattr(args, "registry", None)
     if registry and (Path(registry).is_absolute() or "://" in registry):
         confine("--registry", registry, roots)

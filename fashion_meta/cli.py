@@ -120,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run-date", required=True, type=_date, help="run date of the task files to train on")
     p.add_argument("--method", choices=["maml", "fomaml", "anil", "metasgd", "transfer"], help="[train.method]")
     p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N [train.device]")
+    p.add_argument("--tracking", choices=["mlflow", "wandb"],
+                   help="also log the run to MLflow or W&B (offline) [train.tracking]; JSON/CSV logs always")
     p.add_argument("--epochs", type=_positive_int, metavar="N", help="[train.epochs]")
     p.add_argument("--registry", metavar="DIR", help="model registry (default <lake>/models) [train.registry]")
     p.add_argument("--train-seed", type=int, metavar="S", help="[run.seed]")
@@ -283,6 +285,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "text_model": "features.text_model",
         "method": "train.method",
         "device": "train.device",
+        "tracking": "train.tracking",
         "epochs": "train.epochs",
         "registry": "train.registry",
         "train_seed": "run.seed",
@@ -448,7 +451,8 @@ def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: boo
     pretrain = PretrainConfig(epochs=t["epochs"], patience=t["patience"], seed=seed) if method == "transfer" else None
     try:
         result = train(folder, registry_path(ctx), method, device=t["device"], seed=seed, model_config=model_config,
-                       meta_config=meta, pretrain_config=pretrain, promote=promote == "force", progress=progress)
+                       meta_config=meta, pretrain_config=pretrain, promote=promote == "force", progress=progress,
+                       tracking=t["tracking"], tracking_uri=t["tracking_uri"])
     except ValueError as exc:
         raise InputError(str(exc)) from None
     status = "registered, not promoted (--no-promote)" if promote == "never" else "current (forced)"

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,11 @@ def write_json_atomic(path: Path, payload: Mapping[str, Any]) -> None:
 class EpochLog:
     """Collects one row of metrics per epoch and rewrites ``metrics.csv`` and ``metrics.json`` each time."""
 
-    def __init__(self, log_dir: str | Path, header: Mapping[str, Any]) -> None:
+    def __init__(self, log_dir: str | Path, header: Mapping[str, Any],
+                 sink: Callable[[Mapping[str, Any]], None] | None = None) -> None:
+        """``sink`` (e.g. an experiment tracker's ``log_epoch``) also gets each row, after the files are written."""
         self.dir = Path(log_dir)
+        self.sink = sink
         self.dir.mkdir(parents=True, exist_ok=True)
         self.header = dict(header)
         self.rows: list[dict[str, Any]] = []
@@ -45,6 +48,8 @@ class EpochLog:
     def append(self, row: Mapping[str, Any]) -> None:
         self.rows.append({k: _clean(v) for k, v in row.items()})
         self._write()
+        if self.sink is not None:
+            self.sink(self.rows[-1])
 
     def finish(self, summary: Mapping[str, Any]) -> None:
         self.summary = {k: _clean(v) for k, v in summary.items()}

@@ -241,6 +241,7 @@ def meta_train(
     *,
     log_dir: str | Path,
     device: torch.device | str | None = None,
+    on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> MetaResult:
     """Meta-train ``model`` in place (outer Adam); early-stops on validation-role tasks, restores the best epoch.
 
@@ -262,7 +263,7 @@ def meta_train(
     gen = torch.Generator().manual_seed(config.seed)
     log = EpochLog(log_dir, {"kind": "meta", "config": config.to_dict(), "adapt_names": names,
                              "train_tasks": [t.task_id for t in train],
-                             "validation_tasks": [t.task_id for t in val]})
+                             "validation_tasks": [t.task_id for t in val]}, sink=on_epoch)
 
     def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}

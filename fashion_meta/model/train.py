@@ -66,13 +66,20 @@ def train(
     promote: bool = True,
     progress: bool = True,
     git_commit: str | None = None,
+    tracking: str = "",
+    tracking_uri: str = "",
 ) -> TrainResult:
     """Train ``method`` (maml, fomaml, anil, metasgd or transfer) on ``task_folder``; save into ``out_registry``.
 
     ``seed`` overrides the seed of the given configs. With ``promote`` the new version becomes current.
+    ``tracking`` ("", "mlflow", "wandb") also sends the epochs, final metrics and the model folder to an
+    experiment tracker (:mod:`fashion_meta.model.tracking`); the JSON/CSV log is written either way.
     """
+    from .tracking import check_available, open_tracker
+
     if method not in TRAIN_METHODS:
         raise ValueError(f"unknown training method {method!r} (one of {', '.join(TRAIN_METHODS)})")
+    check_available(tracking)  # a tracker asked for but missing stops here, before any work
     registry = Path(out_registry)
     dev = resolve_device(device)
     dataset = load_task_dataset(task_folder, roles=TRAINING_ROLES)
@@ -87,18 +94,29 @@ def train(
     inner_lrs = None
     if method == "transfer":
         pcfg = replace(pretrain_config or PretrainConfig(), seed=seed, progress=progress)
-        result: Any = pretrain(model, train_tasks, val_tasks, pcfg, log_dir=log_dir, device=dev)
         config["pretrain"] = pcfg.to_dict()
-        adaptation = {"kind": "fine_tune", "method": "transfer", "steps": pcfg.fine_tune_steps,
-                      "lr": pcfg.fine_tune_lr, "frozen_prefixes": list(pcfg.frozen_prefixes)}
     else:
         mcfg = replace(meta_config or MetaConfig(), method=method, seed=seed, progress=progress)
-        result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev)
         config["meta"] = mcfg.to_dict()
-        inner_lrs = result.inner_lrs
-        adaptation = {"kind": "meta", "method": method, "steps": mcfg.serving_steps, "lr": mcfg.inner_lr,
-                      "adapt": mcfg.adapt_selection, "adapt_names": result.adapt_names,
-                      "inner_lrs": inner_lrs is not None}
+    tracker = open_tracker(tracking, tracking_uri, registry, version,
+                           {**config, "run_date": manifest.get("run_date"), "train_tasks": len(train_tasks),
+                            "validation_tasks": len(val_tasks)})
+    on_epoch = tracker.log_epoch if tracker else None
+    try:
+        if method == "transfer":
+            result: Any = pretrain(model, train_tasks, val_tasks, pcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch)
+            adaptation = {"kind": "fine_tune", "method": "transfer", "steps": pcfg.fine_tune_steps,
+                          "lr": pcfg.fine_tune_lr, "frozen_prefixes": list(pcfg.frozen_prefixes)}
+        else:
+            result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch)
+            inner_lrs = result.inner_lrs
+            adaptation = {"kind": "meta", "method": method, "steps": mcfg.serving_steps, "lr": mcfg.inner_lr,
+                          "adapt": mcfg.adapt_selection, "adapt_names": result.adapt_names,
+                          "inner_lrs": inner_lrs is not None}
+    except BaseException:
+        if tracker:
+            tracker.finish({}, None, ok=False)
+        raise
     best = result.best
     metrics = {
         "val_loss": best.get("val_loss"),
@@ -116,6 +134,8 @@ def train(
     version = save_model(registry, model, spec=spec, manifest=manifest, config=config, metrics=metrics,
                          adaptation=adaptation, inner_lrs=inner_lrs, version=version, files=files,
                          git_commit=git_commit)
+    if tracker:
+        tracker.finish(metrics, registry / version, ok=True)
     if promote:
         promote_version(registry, version)
     return TrainResult(version=version, registry=registry, model_dir=registry / version, method=method,

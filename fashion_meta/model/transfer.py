@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -103,6 +103,7 @@ def pretrain(
     *,
     log_dir: str | Path,
     device: torch.device | str | None = None,
+    on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> PretrainResult:
     """Ordinary supervised training on all rows of train-role tasks; early-stops on the fine-tuned query loss
     of validation-role tasks and restores the best epoch."""
@@ -121,7 +122,7 @@ def pretrain(
     gen = torch.Generator().manual_seed(config.seed)
     log = EpochLog(log_dir, {"kind": "pretrain", "config": config.to_dict(), "train_rows": len(rows),
                              "train_tasks": [t.task_id for t in train_tasks],
-                             "validation_tasks": [t.task_id for t in val]})
+                             "validation_tasks": [t.task_id for t in val]}, sink=on_epoch)
     n_batches = math.ceil(len(rows) / config.batch_size)
     x_c, x_a = rows.customer_inputs, rows.article_inputs
 

@@ -188,6 +188,16 @@ GROUP_CATEGORY_DAILY = T.StructType(
     + _STAMPS
 )
 
+# features/computed_days: one row per feature day whose four daily tables were all written by one features run.
+# A day can legitimately have no rows in a table (e.g. no in-stock article the day before the first sale of a
+# recent shop when an old stray purchase exists), so "computed" is recorded here instead of inferred from rows.
+FEATURES_COMPUTED_DAYS = T.StructType(
+    [
+        T.StructField("feature_date", T.DateType(), False),
+        T.StructField("computed_at", T.TimestampType(), False),
+    ]
+)
+
 # recommendations: one row per (run date, category, active customer), partitioned by run_date. ``items`` holds the
 # top-N in-stock articles of the category, best first (rank 1..n, scores non-increasing, ties by article_id).
 # Nested fields are declared nullable (Parquet round trips drop nested NOT NULL); the output checks forbid nulls.

@@ -66,18 +66,17 @@ def test_generate_then_invalid_spec(tmp_path, capsys):
 
 
 @pytest.mark.spark
-def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys, monkeypatch):
-    shop = tmp_path / "shop"
-    assert main(["generate", "--out", str(shop), "--customers", "200", "--articles", "120", "--categories", "6",
-                 "--days", "14", "--seed", "5"]) == 0
-    config = tmp_path / "small.toml"
+@pytest.mark.slow
+def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch, tiny_nightly):
+    """The session's nightly of the tiny shop (``tiny_nightly``: generate + nightly in its own process, the same
+    shop and config this test used to build in-process), then in-process commands on a copy of its lake."""
+    import shutil
+
     # "Top" launches on 2020-06-12, two days before the run date (launch_calendar of this shop): a new category
-    config.write_text("[tasks]\nwindow_days = 14\nmin_support = 2\nmin_query = 2\n"
-                      "[vocabulary]\nnew_category_days = 3\nmin_category_history = 5\nmin_group_history = 3\n"
-                      "[train]\nepochs = 3\n")
-    code = main(["nightly", "--input", str(shop), "--lake", lake_root, "--run-date", "2020-06-14", "--config", str(config),
-                 "--holdout-categories", "1"])
-    assert code == 0, capsys.readouterr().err
+    lake_root = str(tmp_path / "lake")
+    shutil.copytree(tiny_nightly.lake, lake_root)
+    config = tmp_path / "small.toml"
+    shutil.copyfile(tiny_nightly.config, config)
     manifest = json.loads(Path(lake_root, "task_files", "run_date=2020-06-14", "manifest.json").read_text())
     assert manifest["rows"]["total"] > 0 and len(manifest["holdout"]["categories"]) == 1
     current = json.loads(Path(lake_root, "models", "current.json").read_text())
@@ -97,7 +96,7 @@ def test_nightly_end_to_end_on_a_tiny_shop(spark, tmp_path, lake_root, capsys, m
     assert runs[0].counts["task_rows.total"] == manifest["rows"]["total"]
     assert '"root"' in runs[0].config_json
 
-    _check_recommend_stage(spark, lake_root, config, capsys, monkeypatch)
+    _check_recommend_stage(spark, lake_root, config, capsys, monkeypatch, tiny_nightly.output)
 
 
 def _lists(spark, lake_root: str, run_date: str = "2020-06-14") -> dict:
@@ -105,10 +104,9 @@ def _lists(spark, lake_root: str, run_date: str = "2020-06-14") -> dict:
     return {(r.category, r.customer_id): ([(i.article_id, i.score) for i in r["items"]], r.serving_mode) for r in rows}
 
 
-def _check_recommend_stage(spark, lake_root: str, config: Path, capsys, monkeypatch) -> None:
+def _check_recommend_stage(spark, lake_root: str, config: Path, capsys, monkeypatch, nightly_output: str) -> None:
     """After the nightly: summary, the new category's path, fallback contrast, idempotence, engines, export."""
-    out = capsys.readouterr().out
-    assert "categories by serving mode" in out
+    assert "categories by serving mode" in nightly_output
     summary = json.loads(Path(lake_root, "runs", "run_date=2020-06-14", "summary.json").read_text())
     assert set(summary["stage_seconds"]) == {"ingest", "features", "tasks", "train", "recommend", "export"}
     rec = summary["recommend"]

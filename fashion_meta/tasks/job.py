@@ -112,20 +112,26 @@ def window(run_date: dt.date, window_days: int) -> tuple[dt.date, dt.date]:
 
 
 def missing_feature_dates(spark: SparkSession, lake_root: str, start: dt.date, end: dt.date) -> list[dt.date]:
-    """Days in [start, end] for which some daily feature table has no rows (or the table does not exist)."""
+    """Days in [start, end] that no features run has computed.
+
+    A day counts as computed when ``features/computed_days`` records it (written after all four daily tables of a
+    run are committed; a computed day may have no rows in some table) or, for lakes written before that table
+    existed, when every daily feature table has rows for it. A missing daily table makes every day missing.
+    """
     wanted = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
-    missing: set[dt.date] = set()
+    in_range = F.col("feature_date").between(F.lit(start), F.lit(end))
+    with_rows: set[dt.date] | None = None
     for table in FEATURE_TABLES:
         path = lake.table_path(lake_root, table)
         if not lake.table_exists(spark, path):
             return sorted(wanted)
-        present = {
-            r[0] for r in lake.read_table(spark, path)
-            .where(F.col("feature_date").between(F.lit(start), F.lit(end)))
-            .select("feature_date").distinct().collect()
-        }
-        missing |= wanted - present
-    return sorted(missing)
+        present = {r[0] for r in lake.read_table(spark, path).where(in_range).select("feature_date").distinct().collect()}
+        with_rows = present if with_rows is None else with_rows & present
+    marked: set[dt.date] = set()
+    marker = lake.table_path(lake_root, C.FEATURES_COMPUTED_DAYS)
+    if lake.table_exists(spark, marker):
+        marked = {r[0] for r in lake.read_table(spark, marker).where(in_range).select("feature_date").collect()}
+    return sorted(wanted - marked - (with_rows or set()))
 
 
 def required_feature_dates(spark: SparkSession, lake_root: str, run_date: dt.date, window_days: int) -> tuple[dt.date, dt.date] | None:

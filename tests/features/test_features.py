@@ -6,15 +6,17 @@ Run date D = 2020-03-10. Windows: 7 days = 03-04..03-10, 28 days = 02-12..03-10,
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
+from fashion_meta import constants as C
 from fashion_meta import lake, schemas
 from fashion_meta.features import common
 from fashion_meta.features.customer import pooled_history_vectors
-from fashion_meta.features.job import FeatureParams, run_features
+from fashion_meta.features.job import FeatureParams, chunk_days, run_features
 
 pytestmark = pytest.mark.spark
 D = dt.date(2020, 3, 10)
@@ -181,6 +183,16 @@ def test_backfill_equals_day_by_day(spark, tmp_path):
     a, b = _snapshot(spark, one), _snapshot(spark, many)
     assert a == b
     assert {r["feature_date"] for r in a["category_daily"]} == {start, start + dt.timedelta(days=1), D}
+    # a budget of one customer-day per job: the range is computed day by day in one call, same rows
+    chunked = str(tmp_path / "chunked")
+    _write_shop(spark, chunked)
+    assert chunk_days(spark, lake.table_path(chunked, C.BRONZE_TRANSACTIONS), start, D,
+                      replace(PARAMS, max_customer_days=1)) == 1
+    summary = run_features(spark, chunked, start, D, replace(PARAMS, max_customer_days=1))
+    assert _snapshot(spark, chunked) == a
+    assert summary.rows["customer_daily"] == len(a["customer_daily"])
+    days = lake.read_table(spark, lake.table_path(chunked, C.FEATURES_COMPUTED_DAYS)).collect()
+    assert sorted(r.feature_date for r in days) == [start, start + dt.timedelta(days=1), D]
 
 
 def test_pooled_history_vector_is_the_normalised_mean(spark):

@@ -172,3 +172,31 @@ def test_scoring_snapshot_is_as_of_the_run_date(spark, built):
     assert articles.product_code.notna().all()
     assert len(groups) == daily(C.FEATURES_GROUP_CATEGORY_DAILY).count()
     assert set(manifest["features"]["customer"]) <= set(customers.columns) | set(groups.columns)
+
+
+def test_a_computed_feature_day_without_rows_is_not_missing(spark, built, tmp_path):
+    """features/computed_days, not rows, decides which days are computed (a stray 1900 purchase adds such days)."""
+    import shutil
+
+    from delta.tables import DeltaTable
+
+    from fashion_meta.tasks.job import missing_feature_dates
+
+    root = str(tmp_path / "lake")
+    shutil.copytree(built["root"], root)
+    start, end = RUN - dt.timedelta(days=PARAMS.window_days), RUN
+    assert missing_feature_dates(spark, root, start, end) == []
+    marked = lake.read_table(spark, lake.table_path(root, C.FEATURES_COMPUTED_DAYS)).collect()
+    assert sorted(r.feature_date for r in marked) == [start + dt.timedelta(days=i) for i in range(PARAMS.window_days + 1)]
+    day = start + dt.timedelta(days=2)
+    # a computed day with no in-stock article: still computed
+    DeltaTable.forPath(spark, lake.table_path(root, C.FEATURES_ARTICLE_DAILY)).delete(F.col("feature_date") == F.lit(day))
+    assert missing_feature_dates(spark, root, start, end) == []
+    # not recorded and not in every table: missing; days outside the computed range are missing too
+    DeltaTable.forPath(spark, lake.table_path(root, C.FEATURES_COMPUTED_DAYS)).delete(F.col("feature_date") == F.lit(day))
+    assert missing_feature_dates(spark, root, start, end) == [day]
+    before = start - dt.timedelta(days=1)
+    assert missing_feature_dates(spark, root, before, end) == [before, day]
+    # a lake from before computed_days existed: a day with rows in all four tables counts as computed
+    shutil.rmtree(lake.table_path(root, C.FEATURES_COMPUTED_DAYS))
+    assert missing_feature_dates(spark, root, start, end) == [day]

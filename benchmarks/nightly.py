@@ -10,8 +10,9 @@ the packaged defaults (Spark ``local[*]``, driver memory 4g, MAML) unless ``--co
 the resident memory of the whole process tree (the CLI's Python, the Spark JVM, Spark's Python workers) is
 sampled every ``--sample-seconds`` with psutil: peak of the tree's sum, and the peak of each kind of process on
 its own. Stage times, row counts and serving modes come from the run's own ``runs/run_date=D/summary.json``.
-CPU seconds are those of the whole tree (children reaped included). The load average at the start and the end
-is printed: on a shared machine wall times move with the other jobs, CPU seconds less so.
+CPU seconds are those of the whole tree, sampled per process (up to one sampling interval short per process).
+The load average at the start and the end is printed: on a shared machine wall times move with the other jobs,
+CPU seconds less so.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class TreeMemory:
         self.every = every
         self.peak_total = 0
         self.peak_by_kind: dict[str, int] = {}
+        self.cpu_by_pid: dict[int, float] = {}  # latest user+system seconds of every process seen in the tree
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -83,8 +85,10 @@ class TreeMemory:
             for proc in procs:
                 try:
                     rss = proc.memory_info().rss
+                    times = proc.cpu_times()
                 except psutil.Error:
                     continue
+                self.cpu_by_pid[proc.pid] = times.user + times.system
                 total += rss
                 kind = self._kind(proc)
                 by_kind[kind] = by_kind.get(kind, 0) + rss
@@ -134,8 +138,9 @@ def main() -> None:
         code = proc.wait()
         memory.stop()
     wall = time.monotonic() - started
-    usage = psutil.Process().cpu_times()
-    cpu = usage.children_user + usage.children_system
+    # sampled per process: the Spark JVM and its Python workers are grandchildren that this process never reaps,
+    # so its children_user/children_system miss them (the last sample before each exit is what is counted)
+    cpu = sum(memory.cpu_by_pid.values())
     print(f"nightly exit code {code}; log {log_file}", flush=True)
     if code != 0:
         print(log_file.read_text()[-3000:])

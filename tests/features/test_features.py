@@ -172,27 +172,23 @@ def test_purchase_after_d_changes_nothing_and_rerun_replaces(spark, tmp_path):
 
 @pytest.mark.slow
 def test_backfill_equals_day_by_day(spark, tmp_path):
+    """One job for three days equals three one-day jobs (a budget of one customer-day per job: one call computes
+    and commits the range day by day, the chunking of long backfills)."""
     start = D - dt.timedelta(days=2)
     one, many = str(tmp_path / "one"), str(tmp_path / "many")
     _write_shop(spark, one)
     _write_shop(spark, many)
     run_features(spark, one, start, D, PARAMS)
-    for offset in range(3):
-        day = start + dt.timedelta(days=offset)
-        run_features(spark, many, day, day, PARAMS)
+    by_day = replace(PARAMS, max_customer_days=1)
+    assert chunk_days(spark, lake.table_path(many, C.BRONZE_TRANSACTIONS), start, D, by_day) == 1
+    summary = run_features(spark, many, start, D, by_day)
     a, b = _snapshot(spark, one), _snapshot(spark, many)
     assert a == b
     assert {r["feature_date"] for r in a["category_daily"]} == {start, start + dt.timedelta(days=1), D}
-    # a budget of one customer-day per job: the range is computed day by day in one call, same rows
-    chunked = str(tmp_path / "chunked")
-    _write_shop(spark, chunked)
-    assert chunk_days(spark, lake.table_path(chunked, C.BRONZE_TRANSACTIONS), start, D,
-                      replace(PARAMS, max_customer_days=1)) == 1
-    summary = run_features(spark, chunked, start, D, replace(PARAMS, max_customer_days=1))
-    assert _snapshot(spark, chunked) == a
     assert summary.rows["customer_daily"] == len(a["customer_daily"])
-    days = lake.read_table(spark, lake.table_path(chunked, C.FEATURES_COMPUTED_DAYS)).collect()
-    assert sorted(r.feature_date for r in days) == [start, start + dt.timedelta(days=1), D]
+    for root in (one, many):
+        days = lake.read_table(spark, lake.table_path(root, C.FEATURES_COMPUTED_DAYS)).collect()
+        assert sorted(r.feature_date for r in days) == [start, start + dt.timedelta(days=1), D]
 
 
 def test_pooled_history_vector_is_the_normalised_mean(spark):

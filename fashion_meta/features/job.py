@@ -175,8 +175,9 @@ def _features_range(spark: SparkSession, lake_root: str, paths: dict[str, str], 
     def timed(name: str, fn):
         t0 = time.monotonic()
         rows = fn()
-        _add(summary, name, rows, time.monotonic() - t0)
-        log.info("%s: %d rows in %.1fs", name, rows, time.monotonic() - t0)
+        seconds = time.monotonic() - t0
+        _add(summary, name, rows, seconds)
+        log.info("%s: %d rows in %.1fs", name, rows, seconds)
         return rows
 
     groups = customer.customer_daily(

@@ -120,18 +120,19 @@ def missing_feature_dates(spark: SparkSession, lake_root: str, start: dt.date, e
     """
     wanted = {start + dt.timedelta(days=i) for i in range((end - start).days + 1)}
     in_range = F.col("feature_date").between(F.lit(start), F.lit(end))
-    with_rows: set[dt.date] | None = None
-    for table in FEATURE_TABLES:
-        path = lake.table_path(lake_root, table)
-        if not lake.table_exists(spark, path):
-            return sorted(wanted)
-        present = {r[0] for r in lake.read_table(spark, path).where(in_range).select("feature_date").distinct().collect()}
-        with_rows = present if with_rows is None else with_rows & present
-    marked: set[dt.date] = set()
+    paths = [lake.table_path(lake_root, table) for table in FEATURE_TABLES]
+    if not all(lake.table_exists(spark, path) for path in paths):
+        return sorted(wanted)
+    left = set(wanted)
     marker = lake.table_path(lake_root, C.FEATURES_COMPUTED_DAYS)
     if lake.table_exists(spark, marker):
-        marked = {r[0] for r in lake.read_table(spark, marker).where(in_range).select("feature_date").collect()}
-    return sorted(wanted - marked - (with_rows or set()))
+        left -= {r[0] for r in lake.read_table(spark, marker).where(in_range).select("feature_date").collect()}
+    with_rows = set(left)  # days no run recorded (lakes from before computed_days) count if every table has rows
+    for path in paths:
+        if not with_rows:
+            break
+        with_rows &= {r[0] for r in lake.read_table(spark, path).where(in_range).select("feature_date").distinct().collect()}
+    return sorted(left - with_rows)
 
 
 def required_feature_dates(spark: SparkSession, lake_root: str, run_date: dt.date, window_days: int) -> tuple[dt.date, dt.date] | None:

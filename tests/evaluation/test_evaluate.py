@@ -75,5 +75,11 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
             assert (tx["product_type_name"] == category).sum() <= k
         group = report["meta"]["holdout"]["1"]["user_groups"]
         assert len(group) == 1
+    # models: trained once, on the K=0 lake's task files (a subset of K=10's data), and reused for K=10
+    work = out / "work" / "seed=1"
+    assert {"fomaml", "transfer"} <= {p.name for p in (work / "k=0" / "models").iterdir()}
+    assert not (work / "k=10" / "models").exists()
+    assert "K=0 task files" in report["meta"]["models"] and "K=0 task files" in text
+    assert (work / "k=10" / "task_files").is_dir()  # K=10's own tasks (support rows, tuning) still built
     new_groups = [r for r in records if r["set"] == "new_groups" and r["k"] == 10]
     assert new_groups and all(r["units"] == 1 for r in new_groups)

@@ -172,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", type=_positive_int, help="[evaluate.categories]")
     p.add_argument("--days", type=_positive_int, help="[evaluate.days]")
     p.add_argument("--window-days", type=_positive_int, metavar="N", help="[evaluate.window_days]")
+    p.add_argument("--launch-days", type=_positive_int, metavar="N",
+                   help="held-out slices are treated as launched N days before the cutoff, up to and including it "
+                        "[evaluate.launch_days]")
     p.add_argument("--train-per-k", action="store_true", default=None,
                    help="train every method on each K's own task files (default: once per seed on the smallest K, "
                         "reused for the larger ones) [evaluate.train_per_k]")
@@ -563,8 +566,6 @@ def cmd_evaluate(ctx: Context) -> str:
         if source is None:
             spec = ShopSpec(seed=seed, **shape)
             source = str(out / "work" / f"seed={seed}" / "shop")
-            if not Path(source, "transactions_train.csv").is_file():
-                generate_shop(spec, source)
             last = spec.start_date + dt.timedelta(days=spec.days - 1)
             cutoff = a.cutoff or last - dt.timedelta(days=e["query_days"])
         if cutoff is None:
@@ -574,15 +575,20 @@ def cmd_evaluate(ctx: Context) -> str:
         params = EvalParams(
             cutoff=cutoff, holdout_categories=a.holdout_categories, holdout_groups=a.holdout_groups or "", ks=ks,
             query_days=e["query_days"], window_days=a.window_days or e["window_days"], methods=methods, seed=seed,
+            launch_days=a.launch_days or e["launch_days"],
             epochs=a.epochs or e["epochs"], warm_customers=e["warm_customers"], top_n=ctx.cfg.get("run.top_n"),
             category_column=ctx.cfg.get("vocabulary.category_column"), text_model=ctx.cfg.get("features.text_model"),
             train_per_k=bool(a.train_per_k if a.train_per_k is not None else e["train_per_k"]),
         )
+        params.validate()  # before generating a shop
+        if a.input is None and not Path(source, "transactions_train.csv").is_file():
+            generate_shop(spec, source)
         records += records_to_json(run_evaluation(ctx.spark, source, str(out), params,
                                                   progress=lambda line: log.info("evaluate: %s", line)))
     held = {seed: json.loads((out / "work" / f"seed={seed}" / "holdout.json").read_text()) for seed in seeds}
     meta = {"cutoff": str(cutoff), "seeds": seeds, "holdout": held, "ks": list(ks), "methods": list(methods),
             "new_categories": a.holdout_categories, "new_groups": a.holdout_groups, "query_days": e["query_days"],
+            "launch_days": params.launch_days,
             "input": a.input or f"generated {shape}",
             "models": ("trained on each K's own task files" if params.train_per_k else
                        f"trained once per seed on the K={min(ks)} task files, reused for every K")}

@@ -68,11 +68,21 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
     for k in (0, 10):
         lake = out / "work" / "seed=1" / f"k={k}"
         tx = deltalake.DeltaTable(str(lake / "bronze" / "transactions")).to_pandas()
-        arts = deltalake.DeltaTable(str(lake / "bronze" / "articles")).to_pandas()[["article_id", "product_type_name"]]
+        arts = deltalake.DeltaTable(str(lake / "bronze" / "articles")).to_pandas()[
+            ["article_id", "product_type_name", "first_seen_date"]]
         tx = tx.merge(arts, on="article_id")
         assert (pd.to_datetime(tx["t_dat"]).dt.date <= cutoff).all()
+        launch = cutoff - dt.timedelta(days=7 - 1)  # [evaluate] launch_days = 7
+        assert report["meta"]["launch_days"] == 7
         for category in held:
-            assert (tx["product_type_name"] == category).sum() <= k
+            bought = tx[tx["product_type_name"] == category]
+            assert len(bought) <= k
+            assert (pd.to_datetime(bought["t_dat"]).dt.date >= launch).all()  # launched 7 days before the cutoff
+            # every article of a held-out category is first seen at its launch, sold or not
+            seen = arts.loc[arts["product_type_name"] == category, "first_seen_date"]
+            assert len(seen) and (pd.to_datetime(seen).dt.date == launch).all(), (k, category)
+        if k == 10:
+            assert any((tx["product_type_name"] == c).any() for c in held)  # some support purchases were kept
         group = report["meta"]["holdout"]["1"]["user_groups"]
         assert len(group) == 1
     # models: trained once, on the K=0 lake's task files (a subset of K=10's data), and reused for K=10

@@ -17,8 +17,9 @@ larger K (``train_per_k = false``, the default). This keeps the honesty rule: tr
 purchases of each held-out slice, so the smallest-K lake's data is contained in every larger K's lake, and a model
 trained on it has seen nothing the larger K's system could not see. What differs per K (features at the cutoff, the
 held-out slices' support rows, the validation tasks the baselines are tuned on) is still rebuilt from each K's lake.
-The warm training tasks of two K lakes differ only in the held-out slices' few purchases, which the held-out slices'
-tasks own (never train tasks), so one training per K would repeat nearly the same work. ``train_per_k = true``
+A held-out slice's purchases are never positives of a train task (their (category, user group) slices get the role
+holdout); between two K lakes the train tasks differ only through the features that count those few purchases
+(popularity, buyers, history vectors), so one training per K would repeat nearly the same work. ``train_per_k = true``
 (``--train-per-k``) trains on every K's own task files instead.
 
 ``--holdout-categories N`` holds out the N most recently launched categories (latest first sale up to the cutoff);

@@ -2,13 +2,17 @@
 
     nice -n 10 .venv/bin/python benchmarks/recommend.py [--customers 200000] [--articles 20000] [--dim 64] [--n 12]
         [--threads 2] [--block-rows 4096] [--max-per-product 2] [--exclusions 5] [--peak-repeats 5] [--seed 0]
-        [--omp-wait-policy passive|active|inherit]
+        [--omp-wait-policy passive|active|inherit] [--device cpu|cuda]
 
 Data (seeded, ``numpy.random.default_rng(--seed)``): customer and article vectors from a standard normal, float32;
 product codes for articles in id order, in runs of 1 to 9 articles (about 5 per product); per customer 0 to
 ``--exclusions`` random excluded articles (CSR). In one process, with ``torch.set_num_threads(--threads)``:
 
-- **peak**: float32 ``torch.mm`` of two 4096 x 4096 matrices, median of ``--peak-repeats`` timed repeats after one
+``--device cuda`` runs the peak, the scoring core and the blocked product on the GPU (inputs start on the host,
+as in the recommend job; results come back to the host, so each timed call ends synchronised; TF32 stays off,
+PyTorch's default, so the products are full float32).
+
+- **peak**: float32 ``torch.mm`` of two 4096 x 4096 matrices (on ``--device``), median of ``--peak-repeats`` timed repeats after one
   untimed one, measured before and after the scoring runs; the fraction uses the median of all of them.
 - **scoring core**: one untimed warm-up call on the first block, then one timed ``top_n_blocked`` call over all
   customers without a cap and one with ``max_per_product``, both with the exclusions. pairs/s = C*A / s,
@@ -45,6 +49,7 @@ def main() -> None:
     parser.add_argument("--peak-repeats", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--omp-wait-policy", choices=("passive", "active", "inherit"), default="passive")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     args = parser.parse_args()
     if args.omp_wait_policy != "inherit":
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
@@ -61,9 +66,14 @@ def run(args: argparse.Namespace) -> None:
     from fashion_meta.recommend.scoring import top_n_blocked
 
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is available")
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     c, a, d, n = args.customers, args.articles, args.dim, args.n
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, OMP_WAIT_POLICY="
-          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {os.getloadavg()}")
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, load average {os.getloadavg()}, device {dev}"
+          + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else ""))
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((c, d), dtype=np.float32)
     y = rng.standard_normal((a, d), dtype=np.float32)
@@ -74,41 +84,45 @@ def run(args: argparse.Namespace) -> None:
           f"(largest {np.bincount(codes).max()}), {lengths.sum()} exclusions")
 
     def peak() -> list[float]:
-        p, q = torch.randn(4096, 4096), torch.randn(4096, 4096)
+        p, q = torch.randn(4096, 4096, device=dev), torch.randn(4096, 4096, device=dev)
         torch.mm(p, q)
+        sync()
         times = []
         for _ in range(args.peak_repeats):
             start = time.perf_counter()
             torch.mm(p, q)
+            sync()
             times.append(time.perf_counter() - start)
         return [2 * 4096**3 / t / 1e9 for t in times]
 
     peaks = peak()
     print(f"peak before: median {statistics.median(peaks):.1f} GFLOP/s {[round(g, 1) for g in peaks]}")
-    top_n_blocked(x[:args.block_rows], y, n, exclude=None, block_rows=args.block_rows)  # warm-up
+    top_n_blocked(x[:args.block_rows], y, n, exclude=None, block_rows=args.block_rows, device=dev)  # warm-up
 
     rows = []
     for label, cap in (("no cap", None), (f"cap {args.max_per_product} per product", args.max_per_product)):
         profile: dict[str, float] = {}
         start = time.perf_counter()
         result = top_n_blocked(x, y, n, exclude=exclude, product_codes=codes, max_per_product=cap,
-                               block_rows=args.block_rows, profile=profile)
+                               block_rows=args.block_rows, device=dev, profile=profile)
         seconds = time.perf_counter() - start
         check(result, exclude, codes, cap, n)
         rows.append((label, seconds, profile))
         print(f"{label}: {seconds:.1f} s, phases {({k: round(v, 1) for k, v in profile.items()})}")
 
     # The extra run: the blocked matrix product alone, with the same padding and buffer as the scoring core.
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y).T
+    xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).to(dev).T
     block = -(-args.block_rows // scoring._ROW_ALIGN) * scoring._ROW_ALIGN
-    buffer = torch.empty((min(block, -(-c // scoring._ROW_ALIGN) * scoring._ROW_ALIGN), a))
+    buffer = torch.empty((min(block, -(-c // scoring._ROW_ALIGN) * scoring._ROW_ALIGN), a), device=dev)
+    sync()
     start = time.perf_counter()
     for lo in range(0, c, block):
         part = xt[lo:lo + block]
         padded = -(-part.shape[0] // scoring._ROW_ALIGN) * scoring._ROW_ALIGN
-        left = torch.zeros((padded, d))
+        left = torch.zeros((padded, d), device=dev)
         left[:part.shape[0]] = part
         torch.mm(left, yt, out=buffer[:padded])
+    sync()
     matmul_only = time.perf_counter() - start
 
     after = peak()

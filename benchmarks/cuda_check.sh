@@ -28,7 +28,9 @@ step() {  # step NAME TIMEOUT_S COMMAND...
     echo "=== $name: exit $rc after $((SECONDS - start)) s" | tee -a "$out/$name.log"
     [ "$rc" -eq 0 ] || failed=1
 }
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv; git rev-parse HEAD 2>/dev/null
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  # a copied work tree can carry a .git older than its files: HEAD plus the count of changed paths says which
+  echo "git HEAD $(git rev-parse HEAD 2>/dev/null || echo none), $(git status --short 2>/dev/null | wc -l) paths differ from it"
   "$py" -c "import torch, platform; print('python', platform.python_version(), 'torch', torch.__version__, \
 'cuda', torch.version.cuda, 'available', torch.cuda.is_available(), 'cpus', __import__('os').cpu_count())"
 } 2>&1 | tee "$out/machine.log"

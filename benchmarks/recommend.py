@@ -9,8 +9,9 @@ product codes for articles in id order, in runs of 1 to 9 articles (about 5 per 
 ``--exclusions`` random excluded articles (CSR). In one process, with ``torch.set_num_threads(--threads)``:
 
 ``--device cuda`` runs the peak, the scoring core and the blocked product on the GPU (inputs start on the host,
-as in the recommend job; results come back to the host, so each timed call ends synchronised; TF32 stays off,
-PyTorch's default, so the products are full float32).
+as in the recommend job, and their copy to the GPU is inside the scoring core's time but not the blocked product's,
+whose inputs are moved before its timer starts; results come back to the host, so each timed call ends
+synchronised; TF32 stays off, PyTorch's default, so the products are full float32).
 
 - **peak**: float32 ``torch.mm`` of two 4096 x 4096 matrices (on ``--device``), median of ``--peak-repeats`` timed repeats after one
   untimed one, measured before and after the scoring runs; the fraction uses the median of all of them.

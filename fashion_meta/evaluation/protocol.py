@@ -42,11 +42,15 @@ def truncate_for_holdout(tx: DataFrame, categories: DataFrame, cutoff: dt.date, 
     # a duplicate row gets the same tie hash: number them so each repeat is one interaction, deterministically
     dup = Window.partitionBy("customer_id", "article_id", "t_dat").orderBy("_row")
     rows = rows.withColumn("_tie", tie).withColumn("_dup", F.row_number().over(dup))
+    # ranks count within the held-out slice only: a window spans every row of its partition whatever F.when picks
+    # afterwards, so the group slice gets a partition of its own (ranking all rows let other customers' earlier
+    # purchases use up the K, and the held-out groups kept nothing)
     by_category = Window.partitionBy("_category").orderBy("t_dat", "_tie", "_dup")
-    by_group = Window.partitionBy(F.lit(1)).orderBy("t_dat", "_tie", "_dup", "customer_id", "article_id")
+    rows = rows.withColumn("_group_slice", F.col("_held_group") & ~F.col("_held_category"))
+    by_group = Window.partitionBy("_group_slice").orderBy("t_dat", "_tie", "_dup", "customer_id", "article_id")
     rows = (
         rows.withColumn("_rank_category", F.when(F.col("_held_category"), F.row_number().over(by_category)))
-        .withColumn("_rank_group", F.when(F.col("_held_group") & ~F.col("_held_category"), F.row_number().over(by_group)))
+        .withColumn("_rank_group", F.when(F.col("_group_slice"), F.row_number().over(by_group)))
     )
     keep = (
         (F.col("_held_category") & (F.col("_rank_category") <= k))

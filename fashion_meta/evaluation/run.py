@@ -327,9 +327,13 @@ class EvalRecord:
 
 def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new_categories: list[str],
                new_groups: list[str], truth: pa.Table, group_of: dict[str, str],
-               trained: dict[str, Any] | None = None,
+               group_members: DataFrame | None = None, trained: dict[str, Any] | None = None,
                progress: Callable[[str], None] = lambda line: None) -> tuple[list[EvalRecord], dict[str, Any]]:
     """Features, tasks, training (unless ``trained`` models are given) and ranking on one K lake.
+
+    ``group_members`` (customer_id, user_group): the held-out user groups' members at the cutoff. They go to the
+    tasks job as member lists: a purchase's group there is the day-before group computed from the truncated history,
+    which for a held-out member's few kept purchases is rarely the held-out one (``tasks.build.relabel_members``).
 
     Returns one record per (set, method) and the models used (to reuse for a larger K).
     """
@@ -352,7 +356,7 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
                              holdout_groups="", category_column=params.category_column,
                              text_model=params.text_model, seed=params.seed, min_support=3, min_query=3)
     clock.lap("features")
-    run_tasks(spark, k_lake, params.cutoff, task_params)
+    run_tasks(spark, k_lake, params.cutoff, task_params, holdout_members=group_members)
     folder = Path(task_files_path(k_lake, task_params.files_dir, params.cutoff))
     clock.lap("tasks")
     if trained is None:
@@ -492,7 +496,8 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
     customers = lake.read_table(spark, lake.table_path(source, C.BRONZE_CUSTOMERS))
     groups = groups_at(tx, customers, params.cutoff).persist()
     new_groups = _pick_groups(groups, params)
-    group_customers = groups.where(F.col("user_group").isin(new_groups)).select("customer_id") if new_groups else None
+    group_members = groups.where(F.col("user_group").isin(new_groups)) if new_groups else None
+    group_customers = group_members.select("customer_id") if group_members is not None else None
     group_of = {r[0]: r[1] for r in groups.collect()}
     truth = protocol.query_truth(tx, cats, params.cutoff, params.query_days)
     truth_table = pa.Table.from_pylist([r.asDict() for r in truth.orderBy("category", "customer_id").collect()])
@@ -508,7 +513,8 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
         k_lake = str(work / f"k={k}")
         build_k_lake(spark, source, k_lake, params, k, new_categories, group_customers)
         found, models = evaluate_k(spark, k_lake, params, k, new_categories, new_groups, truth_table, group_of,
-                                   trained=None if params.train_per_k else trained, progress=progress)
+                                   group_members=group_members, trained=None if params.train_per_k else trained,
+                                   progress=progress)
         records += found
         trained = trained or models
         progress(f"seed {params.seed}: K={k} done in {time.monotonic() - t0:.0f}s")

@@ -103,6 +103,34 @@ def is_held(holdout_categories: list[str], holdout_groups: list[str]):
     return F.col("category").isin(holdout_categories) | F.col("user_group").isin(holdout_groups)
 
 
+def relabel_members(positives: DataFrame, members: DataFrame,
+                    holdout_categories: list[str] = ()) -> tuple[DataFrame, int]:
+    """Positives with user groups held out as member lists (the offline evaluation), and how many were set aside.
+
+    ``members``: (customer_id, user_group), the held-out groups as the evaluation defines them (each member's group
+    at the cutoff, from the full history). A purchase's own group is the customer's of the day before, computed from
+    the *truncated* history the system sees, so a held-out member's few kept purchases would carry another group
+    (often "<age band>|unknown") and the held-out unit would be empty. Here every purchase of a member carries the
+    member's held-out group, and a non-member's purchase that its day-before group puts in a held-out group is set
+    aside (returned count): it belongs to no held-out unit (whose members are fixed) and, labelled with a held-out
+    group, must not train a warm task either. Purchases of held-out categories are kept in any case (their units
+    pool every group).
+    """
+    _require(members, ("customer_id", "user_group"), "held-out group members")
+    groups = [r[0] for r in members.select("user_group").distinct().collect()]
+    keyed = members.select("customer_id", F.col("user_group").alias("_member_group")).dropDuplicates(["customer_id"])
+    joined = positives.join(F.broadcast(keyed), on="customer_id", how="left")
+    stray = F.coalesce(F.col("_member_group").isNull() & F.col("user_group").isin(groups)
+                       & ~F.col("category").isin(list(holdout_categories)), F.lit(False))  # a null group is no stray
+    excluded = joined.where(stray).count()
+    relabelled = (
+        joined.where(~stray)
+        .withColumn("user_group", F.coalesce(F.col("_member_group"), F.col("user_group")))
+        .select(*positives.columns)
+    )
+    return relabelled, excluded
+
+
 def holdout_units(positives: DataFrame, holdout_categories: list[str], holdout_groups: list[str]) -> DataFrame:
     """Positives of held-out slices as adaptation units (DESIGN.md), role 'holdout', every row 'support'.
 

@@ -151,7 +151,7 @@ def required_feature_dates(spark: SparkSession, lake_root: str, run_date: dt.dat
 
 
 def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams,
-                 summary: TaskSummary) -> DataFrame:
+                 summary: TaskSummary, holdout_members: DataFrame | None = None) -> DataFrame:
     start, end = window(run_date, params.window_days)
     read = lambda table: lake.read_table(spark, lake.table_path(lake_root, table))  # noqa: E731
     tx = read(C.BRONZE_TRANSACTIONS).where(F.col("t_dat").between(F.lit(start), F.lit(end)))
@@ -166,10 +166,21 @@ def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params:
     try:
         held_categories = build.pick_holdout(sorted({r[0] for r in slices}), params.holdout_categories, params.seed,
                                              "categories")
-        held_groups = build.pick_holdout(sorted({r[1] for r in slices}), params.holdout_groups, params.seed,
-                                         "user groups")
+        if holdout_members is None:
+            held_groups = build.pick_holdout(sorted({r[1] for r in slices}), params.holdout_groups, params.seed,
+                                             "user groups")
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if holdout_members is not None:
+        if params.holdout_groups:
+            raise UsageError("hold out user groups either by name ([tasks] holdout_groups) or as member lists, not both")
+        held_groups = sorted({r[0] for r in holdout_members.select("user_group").distinct().collect()})
+        relabelled, excluded = build.relabel_members(positives, holdout_members, held_categories)
+        relabelled = relabelled.persist(StorageLevel.MEMORY_AND_DISK)
+        positives.unpersist()
+        positives = relabelled
+        slices = positives.select("category", "user_group").distinct().collect()
+        summary.rows["held_group_non_member_positives"] = excluded
     summary.holdout = {"categories": held_categories, "user_groups": held_groups}
     held = build.is_held(held_categories, held_groups)
     warm = build.split_positives(
@@ -295,8 +306,12 @@ def _new_units(spark: SparkSession, lake_root: str, run_date: dt.date, positives
 
 
 def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams = TaskParams(),
-              feast_settings=None) -> TaskSummary:
-    """Build, featurise and write the task datasets for ``run_date``."""
+              feast_settings=None, holdout_members: DataFrame | None = None) -> TaskSummary:
+    """Build, featurise and write the task datasets for ``run_date``.
+
+    ``holdout_members`` (customer_id, user_group), for the offline evaluation only: user groups held out as lists
+    of their members (see ``build.relabel_members``) instead of by name ([tasks] holdout_groups).
+    """
     from fashion_meta import feast_store
 
     params.validate()
@@ -316,7 +331,7 @@ def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: Ta
             f"`fashion-meta features --backfill {missing[0]} {missing[-1]}` (nightly does this itself)"
         )
 
-    entities = _entity_rows(spark, lake_root, run_date, params, summary)
+    entities = _entity_rows(spark, lake_root, run_date, params, summary, holdout_members)
     n_entities = entities.count()
     summary.seconds["entity_rows"] = round(time.monotonic() - started, 2)
     log.info("tasks: %d entity rows for %s..%s in %.1fs", n_entities, start, end, summary.seconds["entity_rows"])
@@ -370,7 +385,7 @@ def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: Ta
     summary.tasks = {role: sum(1 for t in tasks if t["role"] == role) for role in build.ROLES}
     summary.rows = {
         "support": sum(t["support_rows"] for t in tasks), "query": sum(t["query_rows"] for t in tasks),
-        "total": n_result,
+        "total": n_result, **summary.rows,  # plus what _entity_rows counted (held-group rows set aside)
     }
     manifest = {
         "format": FORMAT,

@@ -93,3 +93,15 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
     assert (work / "k=10" / "task_files").is_dir()  # K=10's own tasks (support rows, tuning) still built
     new_groups = [r for r in records if r["set"] == "new_groups" and r["k"] == 10]
     assert new_groups and all(r["units"] == 1 for r in new_groups)
+    # the held-out group's unit holds its members' first K purchases: none at K=0, 1..10 support positives at K=10
+    # (the tasks job gets the members, not the name: their day-before group from the truncated history is another)
+    group = report["meta"]["holdout"]["1"]["user_groups"][0]
+    for k, low, high in ((0, 0, 0), (10, 1, 10)):
+        manifest = json.loads(next((work / f"k={k}" / "task_files").glob("run_date=*/manifest.json")).read_text())
+        unit = [t for t in manifest["tasks"] if t["task_id"] == f"*|{group}"]
+        positives = unit[0]["support_positives"] if unit else 0
+        assert low <= positives <= high, (k, unit)
+        assert manifest["holdout"]["user_groups"] == [group]
+        if unit:
+            assert unit[0]["role"] == "holdout" and unit[0]["support_rows"] > positives  # negatives drawn too
+    assert "from_scratch" in {r["method"] for r in new_groups}  # only ranks when there is a support set

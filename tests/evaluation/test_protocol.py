@@ -45,11 +45,13 @@ def test_truncation_keeps_first_k_of_held_out_categories_and_everything_else(spa
 
 
 def test_truncation_of_held_out_groups_pools_categories_and_is_partition_independent(spark):
-    tx = _tx(spark, [(_d(day), "g1", "w1") for day in (1, 2, 3)] + [(_d(4), "g2", "n1"), (_d(5), "g1", "n1"),
-                                                                    (_d(6), "c5", "w1")])
+    tx = _tx(spark, [(_d(day), "g1", "w1") for day in (2, 3, 4)] + [(_d(4), "g2", "n1"), (_d(5), "g1", "n1"),
+                                                                    (_d(6), "c5", "w1")]
+             + [(_d(1), "c5", "w1"), (_d(1), "c6", "x1")])  # others' earlier purchases do not use up the group's K
     held = spark.createDataFrame([("g1",), ("g2",)], "customer_id string")
     out = truncate_for_holdout(tx, _cats(spark), CUT, k=2, seed=1, holdout_categories=[], holdout_customers=held)
-    expected = _tx(spark, [(_d(1), "g1", "w1"), (_d(2), "g1", "w1"), (_d(6), "c5", "w1")])
+    expected = _tx(spark, [(_d(2), "g1", "w1"), (_d(3), "g1", "w1"), (_d(6), "c5", "w1"), (_d(1), "c5", "w1"),
+                           (_d(1), "c6", "x1")])
     assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
     again = truncate_for_holdout(tx.repartition(4), _cats(spark), CUT, k=2, seed=1, holdout_categories=[],
                                  holdout_customers=held)

@@ -151,6 +151,29 @@ def test_holdout_units_pool_held_slices_without_minimum(spark):
     ]
 
 
+def test_relabel_members_gives_members_their_held_group_and_sets_strays_aside(spark):
+    held, other = "25-34|online", "55+|store"
+    rows = [("m1", "a1", _d(1), "Top", "25-34|unknown"),  # member, truncated history: wrong day-before group
+            ("m1", "a1", _d(1), "Top", "25-34|unknown"),  # duplicate row: stays a duplicate (no loss, no merge)
+            ("m2", "a2", _d(2), "Shoe", held),  # member already labelled right
+            ("c3", "a3", _d(3), "Top", held),  # non-member whose day-before group is the held one: set aside
+            ("c4", "a4", _d(4), "New", held),  # ... unless in a held-out category (its unit pools every group)
+            ("c5", "a5", _d(5), "Top", other),  # warm: unchanged
+            ("c6", "a6", _d(6), "Top", None)]  # a null group stays null (not a member)
+    members = spark.createDataFrame([("m1", held), ("m2", held), ("m9", held)], "customer_id string, user_group string")
+    out, excluded = build.relabel_members(_positives(spark, rows), members, ["New"])
+    expected = _positives(spark, [("m1", "a1", _d(1), "Top", held), ("m1", "a1", _d(1), "Top", held),
+                                  ("m2", "a2", _d(2), "Shoe", held), ("c4", "a4", _d(4), "New", held),
+                                  ("c5", "a5", _d(5), "Top", other), ("c6", "a6", _d(6), "Top", None)])
+    assert_df_equality(out, expected, ignore_row_order=True, ignore_nullable=True)
+    assert excluded == 1
+    units = build.holdout_units(out, ["New"], [held]).collect()
+    assert sorted((r.task_id, r.customer_id) for r in units) == [
+        ("*|" + held, "m1"), ("*|" + held, "m1"), ("*|" + held, "m2"), ("New|*", "c4")]
+    with pytest.raises(ValueError, match="user_group"):
+        build.relabel_members(_positives(spark, rows), members.select("customer_id"))
+
+
 def test_new_groups_by_history_and_recent_first_purchase(spark):
     rows = [(f"c{i}", "a1", _d(1 + i % 5), "Top", "25-34|online") for i in range(10)]  # old and large: warm
     rows += [("c1", "a1", _d(2), "Top", "55+|store")]  # old but tiny: new by history

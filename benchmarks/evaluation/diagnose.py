@@ -30,9 +30,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,8 +48,7 @@ def truth_and_groups(work: Path, cutoff: dt.date, query_days: int, category_colu
     """The evaluation's truth table and customer -> user group at the cutoff, from the work folder's source lake."""
     from fashion_meta import constants as C
     from fashion_meta import lake
-    from fashion_meta.evaluation import protocol
-    from fashion_meta.evaluation.run import groups_at
+    from fashion_meta.evaluation.run import groups_at, truth_table
     from fashion_meta.features.job import article_categories
     from fashion_meta.spark import get_spark
 
@@ -64,11 +60,10 @@ def truth_and_groups(work: Path, cutoff: dt.date, query_days: int, category_colu
                                   category_column).select("article_id", "category")
         customers = lake.read_table(spark, lake.table_path(source, C.BRONZE_CUSTOMERS))
         group_of = {r[0]: r[1] for r in groups_at(tx, customers, cutoff).collect()}
-        truth = protocol.query_truth(tx, cats, cutoff, query_days).orderBy("category", "customer_id")
-        truth_table = pa.Table.from_pylist([r.asDict() for r in truth.collect()])
+        truth = truth_table(tx, cats, cutoff, query_days)
     finally:
         spark.stop()
-    return truth_table, group_of
+    return truth, group_of
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from fashion_meta.evaluation.run import Unit, _customers_for, score_unit, task_rows
+    from fashion_meta.evaluation.run import new_category_units, read_scoring, score_unit, task_rows
     from fashion_meta.model.checkpoint import list_versions, load_model
     from fashion_meta.model.ranking import ModelRanker, PopularityRanker, _BaseRanker, _count, _ids, _positives
     from fashion_meta.model.ranking import adapted_ranker
@@ -106,21 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     warm = models[meta]
 
     folder = folders[-1]
-    manifest = json.loads((folder / "manifest.json").read_text())
-    read = lambda name: pa.concat_tables([pq.read_table(folder / f) for f in manifest["scoring"][name]])  # noqa: E731
-
-    customers, group_category, articles = read("customers"), read("group_category"), read("articles")
-    candidates = {c: articles.filter(pc.equal(articles.column("category"), c))
-                  for c in set(articles.column("category").to_pylist())}
-    rows = task_rows(folder)
-    units = []
-    for category in hold["categories"]:
-        t = truth.filter(pc.equal(truth.column("category"), category))
-        if category not in candidates or t.num_rows == 0:
-            continue
-        support = rows.filter(pc.equal(rows.column("task_id"), f"{category}|*"))
-        units.append(Unit(category, support, {category: _customers_for(t, customers, group_category, category,
-                                                                        group_of)}))
+    snapshot = read_scoring(folder)
+    candidates = snapshot.candidates
+    held = json.loads((folder / "manifest.json").read_text())["holdout"]["categories"]  # those with K lake purchases
+    units = new_category_units(hold["categories"], held, truth, snapshot, task_rows(folder), group_of)
 
     print(f"# {work} K={args.k}: held-out categories {[u.name for u in units]}, models from {registry}")
     for u in units:

@@ -19,8 +19,9 @@ def truncate_for_holdout(tx: DataFrame, categories: DataFrame, cutoff: dt.date, 
                          holdout_categories: list[str], holdout_customers: DataFrame | None = None) -> DataFrame:
     """Transactions up to ``cutoff`` with held-out slices cut to their first ``k`` interactions.
 
-    ``categories``: (article_id, category). ``holdout_customers``: (customer_id) of the held-out user groups (their
-    interactions in any category are pooled), or None. A duplicate row is a real repeat purchase and counts as one
+    ``categories``: (article_id, category). ``holdout_customers``: (customer_id, user_group) of the held-out user
+    groups, or None: each group keeps its own first K interactions, pooled over categories (without a user_group
+    column all held-out customers form one slice). A duplicate row is a real repeat purchase and counts as one
     interaction of its own. Returns the columns of ``tx``.
     """
     if k < 0:
@@ -33,21 +34,23 @@ def truncate_for_holdout(tx: DataFrame, categories: DataFrame, cutoff: dt.date, 
         .withColumn("_held_category", F.coalesce(F.col("_category").isin(holdout_categories), F.lit(False)))
     )
     if holdout_customers is not None:
-        held = holdout_customers.select("customer_id").distinct().withColumn("_held_group", F.lit(True))
+        group = F.col("user_group") if "user_group" in holdout_customers.columns else F.lit("*")
+        held = (holdout_customers.select("customer_id", group.alias("_group")).dropDuplicates(["customer_id"])
+                .withColumn("_held_group", F.lit(True)))
         rows = rows.join(F.broadcast(held), on="customer_id", how="left")
     else:
-        rows = rows.withColumn("_held_group", F.lit(None).cast("boolean"))
+        rows = rows.withColumn("_held_group", F.lit(None).cast("boolean")).withColumn("_group", F.lit(None).cast("string"))
     rows = rows.withColumn("_held_group", F.coalesce("_held_group", F.lit(False)))
     tie = F.xxhash64("customer_id", "article_id", "t_dat", F.lit(seed))
     # a duplicate row gets the same tie hash: number them so each repeat is one interaction, deterministically
     dup = Window.partitionBy("customer_id", "article_id", "t_dat").orderBy("_row")
     rows = rows.withColumn("_tie", tie).withColumn("_dup", F.row_number().over(dup))
-    # ranks count within the held-out slice only: a window spans every row of its partition whatever F.when picks
-    # afterwards, so the group slice gets a partition of its own (ranking all rows let other customers' earlier
-    # purchases use up the K, and the held-out groups kept nothing)
+    # ranks count within each held-out slice only: a window spans every row of its partition whatever F.when picks
+    # afterwards, so each held-out group gets a partition of its own (ranking all rows let other customers' earlier
+    # purchases use up the K, and the held-out groups kept nothing; one pool for all groups split K between them)
     by_category = Window.partitionBy("_category").orderBy("t_dat", "_tie", "_dup")
     rows = rows.withColumn("_group_slice", F.col("_held_group") & ~F.col("_held_category"))
-    by_group = Window.partitionBy("_group_slice").orderBy("t_dat", "_tie", "_dup", "customer_id", "article_id")
+    by_group = Window.partitionBy("_group_slice", "_group").orderBy("t_dat", "_tie", "_dup", "customer_id", "article_id")
     rows = (
         rows.withColumn("_rank_category", F.when(F.col("_held_category"), F.row_number().over(by_category)))
         .withColumn("_rank_group", F.when(F.col("_group_slice"), F.row_number().over(by_group)))

@@ -3,7 +3,8 @@
 For each K the system is rebuilt from the truncated data only (``protocol.truncate_for_holdout``: held-out
 categories keep their first K interactions before the cutoff, held-out user groups likewise, nothing after the
 cutoff): bronze tables, features of the task window and the cutoff day, task files (with the held-out slices as
-adaptation units of K support purchases), and one model per training method. Every method then ranks, for each
+adaptation units of K support purchases; held-out user groups reach the tasks job as their members at the cutoff,
+since a purchase's own group there comes from the truncated history), and one model per training method. Every method then ranks, for each
 (customer, held-out category) with a purchase in the ``query_days`` after the cutoff, that category's in-stock
 articles at the cutoff; the four metrics are averaged over those customers with a seeded bootstrap interval.
 Held-out user groups are evaluated likewise over the warm categories, and warm categories on a sample of
@@ -233,6 +234,52 @@ def score_unit(make: Callable[[], Any], unit: Unit, candidates: dict[str, pa.Tab
     return out
 
 
+@dataclass
+class Scoring:
+    """The scoring snapshot at the cutoff that a task-files folder carries (``tasks.job.scoring_frames``)."""
+
+    customers: pa.Table
+    group_category: pa.Table
+    articles: pa.Table
+    candidates: dict[str, pa.Table]  # category -> its in-stock articles
+
+
+def read_scoring(folder: Path) -> Scoring:
+    """The scoring snapshot of a task-files folder, with the candidate articles split by category."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    read = lambda name: pa.concat_tables([pq.read_table(folder / f) for f in manifest["scoring"][name]])  # noqa: E731
+    articles = read("articles")
+    candidates = {c: articles.filter(pc.equal(articles.column("category"), c))
+                  for c in set(articles.column("category").to_pylist())}
+    return Scoring(read("customers"), read("group_category"), articles, candidates)
+
+
+def new_category_units(new_categories: Sequence[str], with_support: Sequence[str], truth: pa.Table,
+                       snapshot: Scoring, rows: pa.Table, group_of: dict[str, str]) -> list[Unit]:
+    """One unit per held-out category with in-stock articles and truth after the cutoff.
+
+    Its support is the task files' "<category>|*" holdout unit when the category is in ``with_support`` (it had
+    purchases in the K lake's window), else empty (K = 0).
+    """
+    units = []
+    for category in new_categories:
+        if category not in snapshot.candidates:
+            continue
+        t = truth.filter(pc.equal(truth.column("category"), category))
+        if t.num_rows:
+            support = (rows.filter(pc.equal(rows.column("task_id"), f"{category}|*")) if category in with_support
+                       else rows.slice(0, 0))
+            units.append(Unit(category, support, {
+                category: _customers_for(t, snapshot.customers, snapshot.group_category, category, group_of)}))
+    return units
+
+
+def truth_table(tx: DataFrame, cats: DataFrame, cutoff: dt.date, query_days: int) -> pa.Table:
+    """The query truth (``protocol.query_truth``) as an Arrow table ordered by category and customer."""
+    truth = protocol.query_truth(tx, cats, cutoff, query_days)
+    return pa.Table.from_pylist([r.asDict() for r in truth.orderBy("category", "customer_id").collect()])
+
+
 def _customers_for(truth: pa.Table, snapshot_customers: pa.Table, group_category: pa.Table, category: str,
                    group_of: dict[str, str]) -> tuple[pa.Table, list[list[str]]]:
     """The truth customers with their features at the cutoff (nulls when inactive) and their truth sets."""
@@ -377,25 +424,14 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
     clock.lap("tune baselines")
     log.info("evaluate K=%d: tuned baselines %s", k, tuned)
 
-    manifest = json.loads((folder / "manifest.json").read_text())
-    read = lambda name: pa.concat_tables([pq.read_table(folder / f) for f in manifest["scoring"][name]])  # noqa: E731
-    customers, group_category, articles = read("customers"), read("group_category"), read("articles")
-    candidates = {c: articles.filter(pc.equal(articles.column("category"), c))
-                  for c in set(articles.column("category").to_pylist())}
+    snapshot = read_scoring(folder)
+    customers, group_category, candidates = snapshot.customers, snapshot.group_category, snapshot.candidates
     rows = task_rows(folder)
     support_of = lambda task_id: rows.filter(pc.equal(rows.column("task_id"), task_id))  # noqa: E731
-    empty = rows.slice(0, 0)
 
     units: dict[str, list[Unit]] = {s: [] for s in SETS}
     truth_rows = {(r["customer_id"], r["category"]): r["truth"] for r in truth.to_pylist()}
-    for category in new_categories:
-        if category not in candidates:
-            continue
-        t = truth.filter(pc.equal(truth.column("category"), category))
-        if t.num_rows:
-            unit_rows = support_of(f"{category}|*") if category in held_c else empty
-            units["new_categories"].append(Unit(category, unit_rows, {
-                category: _customers_for(t, customers, group_category, category, group_of)}))
+    units["new_categories"] = new_category_units(new_categories, held_c, truth, snapshot, rows, group_of)
     warm_cats = sorted(c for c in candidates if c not in new_categories)
     for group in new_groups:
         members = [c for c, g in group_of.items() if g == group]
@@ -497,22 +533,20 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
     groups = groups_at(tx, customers, params.cutoff).persist()
     new_groups = _pick_groups(groups, params)
     group_members = groups.where(F.col("user_group").isin(new_groups)) if new_groups else None
-    group_customers = group_members.select("customer_id") if group_members is not None else None
     group_of = {r[0]: r[1] for r in groups.collect()}
-    truth = protocol.query_truth(tx, cats, params.cutoff, params.query_days)
-    truth_table = pa.Table.from_pylist([r.asDict() for r in truth.orderBy("category", "customer_id").collect()])
+    truth = truth_table(tx, cats, params.cutoff, params.query_days)
     work.mkdir(parents=True, exist_ok=True)
     (work / "holdout.json").write_text(json.dumps({"categories": new_categories, "user_groups": new_groups,
                                                    "cutoff": params.cutoff.isoformat()}))
     progress(f"seed {params.seed}: held out categories {new_categories}, user groups {new_groups}; "
-             f"{truth_table.num_rows} (customer, category) truths in the {params.query_days} days after the cutoff")
+             f"{truth.num_rows} (customer, category) truths in the {params.query_days} days after the cutoff")
     records: list[EvalRecord] = []
     trained = None  # models of the smallest K, reused for the larger ones unless train_per_k (module docstring)
     for k in sorted(params.ks):
         t0 = time.monotonic()
         k_lake = str(work / f"k={k}")
-        build_k_lake(spark, source, k_lake, params, k, new_categories, group_customers)
-        found, models = evaluate_k(spark, k_lake, params, k, new_categories, new_groups, truth_table, group_of,
+        build_k_lake(spark, source, k_lake, params, k, new_categories, group_members)
+        found, models = evaluate_k(spark, k_lake, params, k, new_categories, new_groups, truth, group_of,
                                    group_members=group_members, trained=None if params.train_per_k else trained,
                                    progress=progress)
         records += found

@@ -56,6 +56,14 @@ def test_truncation_of_held_out_groups_pools_categories_and_is_partition_indepen
     again = truncate_for_holdout(tx.repartition(4), _cats(spark), CUT, k=2, seed=1, holdout_categories=[],
                                  holdout_customers=held)
     assert_df_equality(out, again, ignore_row_order=True, ignore_nullable=True)
+    # with their groups, each held-out group keeps its own first K (B pools g2 and g3 over categories)
+    named = spark.createDataFrame([("g1", "A"), ("g2", "B"), ("g3", "B")], "customer_id string, user_group string")
+    tx2 = tx.unionByName(_tx(spark, [(_d(1), "g3", "w1"), (_d(7), "g3", "w1"), (_d(8), "g3", "x1")]))
+    per_group = truncate_for_holdout(tx2, _cats(spark), CUT, k=2, seed=1, holdout_categories=[],
+                                     holdout_customers=named)
+    expected = _tx(spark, [(_d(2), "g1", "w1"), (_d(3), "g1", "w1"), (_d(1), "g3", "w1"), (_d(4), "g2", "n1"),
+                           (_d(6), "c5", "w1"), (_d(1), "c5", "w1"), (_d(1), "c6", "x1")])
+    assert_df_equality(per_group, expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_query_truth_is_the_purchase_set_after_the_cutoff(spark):

@@ -20,8 +20,7 @@ def truncate_for_holdout(tx: DataFrame, categories: DataFrame, cutoff: dt.date, 
     """Transactions up to ``cutoff`` with held-out slices cut to their first ``k`` interactions.
 
     ``categories``: (article_id, category). ``holdout_customers``: (customer_id, user_group) of the held-out user
-    groups, or None: each group keeps its own first K interactions, pooled over categories (without a user_group
-    column all held-out customers form one slice). A duplicate row is a real repeat purchase and counts as one
+    groups, or None: each group keeps its own first K interactions, pooled over categories. A duplicate row is a real repeat purchase and counts as one
     interaction of its own. Returns the columns of ``tx``.
     """
     if k < 0:
@@ -34,8 +33,10 @@ def truncate_for_holdout(tx: DataFrame, categories: DataFrame, cutoff: dt.date, 
         .withColumn("_held_category", F.coalesce(F.col("_category").isin(holdout_categories), F.lit(False)))
     )
     if holdout_customers is not None:
-        group = F.col("user_group") if "user_group" in holdout_customers.columns else F.lit("*")
-        held = (holdout_customers.select("customer_id", group.alias("_group")).dropDuplicates(["customer_id"])
+        missing = {"customer_id", "user_group"} - set(holdout_customers.columns)
+        if missing:
+            raise ValueError(f"held-out group customers lack column(s) {', '.join(sorted(missing))}")
+        held = (holdout_customers.select("customer_id", F.col("user_group").alias("_group")).dropDuplicates(["customer_id"])
                 .withColumn("_held_group", F.lit(True)))
         rows = rows.join(F.broadcast(held), on="customer_id", how="left")
     else:

@@ -142,15 +142,15 @@ def _copy_table(spark: SparkSession, source: str, target: str, table: str, df: D
 
 
 def build_k_lake(spark: SparkSession, source: str, target: str, params: EvalParams, k: int, new_categories: list[str],
-                 group_customers: DataFrame | None) -> None:
+                 group_members: DataFrame | None) -> None:
     """Bronze tables of the K lake (truncated transactions) plus the source's text vectors."""
     from fashion_meta.features.job import article_categories
 
     articles = lake.read_table(spark, lake.table_path(source, C.BRONZE_ARTICLES))
     cats = article_categories(articles, params.category_column).select("article_id", "category")
     tx = launched_recently(lake.read_table(spark, lake.table_path(source, C.BRONZE_TRANSACTIONS)), cats, params,
-                           new_categories, group_customers)
-    kept = protocol.truncate_for_holdout(tx, cats, params.cutoff, k, params.seed, new_categories, group_customers)
+                           new_categories, group_members)
+    kept = protocol.truncate_for_holdout(tx, cats, params.cutoff, k, params.seed, new_categories, group_members)
     kept = kept.persist()
     # first seen: a held-out category's articles on its launch day, sold or not (a launch lists the whole range;
     # dating an unsold article at the cutoff would make it look newer than the ones its buyers chose); other
@@ -169,7 +169,7 @@ def build_k_lake(spark: SparkSession, source: str, target: str, params: EvalPara
 
 
 def launched_recently(tx: DataFrame, cats: DataFrame, params: EvalParams, new_categories: list[str],
-                      group_customers: DataFrame | None) -> DataFrame:
+                      group_members: DataFrame | None) -> DataFrame:
     """Drop the held-out slices' purchases before ``params.launch_date``: they are treated as launched that day.
 
     The protocol keeps a held-out slice's *first* K purchases. For a slice that has existed for months (every
@@ -182,8 +182,8 @@ def launched_recently(tx: DataFrame, cats: DataFrame, params: EvalParams, new_ca
     start = params.launch_date
     marked = tx.join(F.broadcast(cats.withColumnRenamed("category", "_cat")), on="article_id", how="left")
     held = F.coalesce(F.col("_cat").isin(new_categories), F.lit(False))
-    if group_customers is not None:
-        members = group_customers.select("customer_id").distinct().withColumn("_member", F.lit(True))
+    if group_members is not None:
+        members = group_members.select("customer_id").distinct().withColumn("_member", F.lit(True))
         marked = marked.join(F.broadcast(members), on="customer_id", how="left")
         held = held | F.coalesce(F.col("_member"), F.lit(False))
     return marked.where(~(held & (F.col("t_dat") < F.lit(start)))).select(*tx.columns)
@@ -240,7 +240,6 @@ class Scoring:
 
     customers: pa.Table
     group_category: pa.Table
-    articles: pa.Table
     candidates: dict[str, pa.Table]  # category -> its in-stock articles
 
 
@@ -251,7 +250,7 @@ def read_scoring(folder: Path) -> Scoring:
     articles = read("articles")
     candidates = {c: articles.filter(pc.equal(articles.column("category"), c))
                   for c in set(articles.column("category").to_pylist())}
-    return Scoring(read("customers"), read("group_category"), articles, candidates)
+    return Scoring(read("customers"), read("group_category"), candidates)
 
 
 def new_category_units(new_categories: Sequence[str], with_support: Sequence[str], truth: pa.Table,

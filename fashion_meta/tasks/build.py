@@ -104,8 +104,9 @@ def is_held(holdout_categories: list[str], holdout_groups: list[str]):
 
 
 def relabel_members(positives: DataFrame, members: DataFrame,
-                    holdout_categories: list[str] = ()) -> tuple[DataFrame, int]:
-    """Positives with user groups held out as member lists (the offline evaluation), and how many were set aside.
+                    holdout_categories: list[str] = ()) -> tuple[DataFrame, int, list[str]]:
+    """Positives with user groups held out as member lists (the offline evaluation), how many were set aside, and
+    the held-out groups (sorted).
 
     ``members``: (customer_id, user_group), the held-out groups as the evaluation defines them (each member's group
     at the cutoff, from the full history). A purchase's own group is the customer's of the day before, computed from
@@ -117,7 +118,7 @@ def relabel_members(positives: DataFrame, members: DataFrame,
     pool every group).
     """
     _require(members, ("customer_id", "user_group"), "held-out group members")
-    groups = [r[0] for r in members.select("user_group").distinct().collect()]
+    groups = sorted(r[0] for r in members.select("user_group").distinct().collect())
     keyed = members.select("customer_id", F.col("user_group").alias("_member_group")).dropDuplicates(["customer_id"])
     joined = positives.join(F.broadcast(keyed), on="customer_id", how="left")
     stray = F.coalesce(F.col("_member_group").isNull() & F.col("user_group").isin(groups)
@@ -128,7 +129,7 @@ def relabel_members(positives: DataFrame, members: DataFrame,
         .withColumn("user_group", F.coalesce(F.col("_member_group"), F.col("user_group")))
         .select(*positives.columns)
     )
-    return relabelled, excluded
+    return relabelled, excluded, groups
 
 
 def holdout_units(positives: DataFrame, holdout_categories: list[str], holdout_groups: list[str]) -> DataFrame:

@@ -152,6 +152,8 @@ def required_feature_dates(spark: SparkSession, lake_root: str, run_date: dt.dat
 
 def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams,
                  summary: TaskSummary, holdout_members: DataFrame | None = None) -> DataFrame:
+    if holdout_members is not None and params.holdout_groups:
+        raise UsageError("hold out user groups either by name ([tasks] holdout_groups) or as member lists, not both")
     start, end = window(run_date, params.window_days)
     read = lambda table: lake.read_table(spark, lake.table_path(lake_root, table))  # noqa: E731
     tx = read(C.BRONZE_TRANSACTIONS).where(F.col("t_dat").between(F.lit(start), F.lit(end)))
@@ -172,10 +174,7 @@ def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params:
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if holdout_members is not None:
-        if params.holdout_groups:
-            raise UsageError("hold out user groups either by name ([tasks] holdout_groups) or as member lists, not both")
-        held_groups = sorted({r[0] for r in holdout_members.select("user_group").distinct().collect()})
-        relabelled, excluded = build.relabel_members(positives, holdout_members, held_categories)
+        relabelled, excluded, held_groups = build.relabel_members(positives, holdout_members, held_categories)
         relabelled = relabelled.persist(StorageLevel.MEMORY_AND_DISK)
         positives.unpersist()
         positives = relabelled

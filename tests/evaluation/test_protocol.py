@@ -48,7 +48,7 @@ def test_truncation_of_held_out_groups_pools_categories_and_is_partition_indepen
     tx = _tx(spark, [(_d(day), "g1", "w1") for day in (2, 3, 4)] + [(_d(4), "g2", "n1"), (_d(5), "g1", "n1"),
                                                                     (_d(6), "c5", "w1")]
              + [(_d(1), "c5", "w1"), (_d(1), "c6", "x1")])  # others' earlier purchases do not use up the group's K
-    held = spark.createDataFrame([("g1",), ("g2",)], "customer_id string")
+    held = spark.createDataFrame([("g1", "A"), ("g2", "A")], "customer_id string, user_group string")
     out = truncate_for_holdout(tx, _cats(spark), CUT, k=2, seed=1, holdout_categories=[], holdout_customers=held)
     expected = _tx(spark, [(_d(2), "g1", "w1"), (_d(3), "g1", "w1"), (_d(6), "c5", "w1"), (_d(1), "c5", "w1"),
                            (_d(1), "c6", "x1")])
@@ -64,6 +64,9 @@ def test_truncation_of_held_out_groups_pools_categories_and_is_partition_indepen
     expected = _tx(spark, [(_d(2), "g1", "w1"), (_d(3), "g1", "w1"), (_d(1), "g3", "w1"), (_d(4), "g2", "n1"),
                            (_d(6), "c5", "w1"), (_d(1), "c5", "w1"), (_d(1), "c6", "x1")])
     assert_df_equality(per_group, expected, ignore_row_order=True, ignore_nullable=True)
+    with pytest.raises(ValueError, match="user_group"):
+        truncate_for_holdout(tx, _cats(spark), CUT, k=2, seed=1, holdout_categories=[],
+                             holdout_customers=held.select("customer_id"))
 
 
 def test_query_truth_is_the_purchase_set_after_the_cutoff(spark):

@@ -161,7 +161,8 @@ def test_relabel_members_gives_members_their_held_group_and_sets_strays_aside(sp
             ("c5", "a5", _d(5), "Top", other),  # warm: unchanged
             ("c6", "a6", _d(6), "Top", None)]  # a null group stays null (not a member)
     members = spark.createDataFrame([("m1", held), ("m2", held), ("m9", held)], "customer_id string, user_group string")
-    out, excluded = build.relabel_members(_positives(spark, rows), members, ["New"])
+    out, excluded, groups = build.relabel_members(_positives(spark, rows), members, ["New"])
+    assert groups == [held]
     expected = _positives(spark, [("m1", "a1", _d(1), "Top", held), ("m1", "a1", _d(1), "Top", held),
                                   ("m2", "a2", _d(2), "Shoe", held), ("c4", "a4", _d(4), "New", held),
                                   ("c5", "a5", _d(5), "Top", other), ("c6", "a6", _d(6), "Top", None)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import DataFrame
 from pyspark.sql import types as T
 
@@ -76,6 +78,13 @@ RUN_LOG = T.StructType(
 
 # Rows in BRONZE_ARTICLES' integer-typed columns come from these names (everything *_no/_id/_code but index_code).
 ARTICLE_INT_COLUMNS = tuple(f.name for f in BRONZE_ARTICLES.fields if isinstance(f.dataType, T.IntegerType))
+
+
+def require_columns(df: DataFrame, columns: Sequence[str], name: str) -> None:
+    """ValueError naming ``name`` and the columns of ``columns`` that ``df`` lacks (in their given order)."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"{name} lacks column(s) {', '.join(missing)}")
 
 
 def check_schema(df: DataFrame, expected: T.StructType, table: str) -> DataFrame:

@@ -14,14 +14,16 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from fashion_meta.schemas import require_columns
+
 
 def truncate_for_holdout(tx: DataFrame, categories: DataFrame, cutoff: dt.date, k: int, seed: int,
                          holdout_categories: list[str], holdout_customers: DataFrame | None = None) -> DataFrame:
     """Transactions up to ``cutoff`` with held-out slices cut to their first ``k`` interactions.
 
     ``categories``: (article_id, category). ``holdout_customers``: (customer_id, user_group) of the held-out user
-    groups, or None: each group keeps its own first K interactions, pooled over categories. A duplicate row is a real repeat purchase and counts as one
-    interaction of its own. Returns the columns of ``tx``.
+    groups, or None: each group keeps its own first K interactions, pooled over categories. A duplicate row is a
+    real repeat purchase and counts as one interaction of its own. Returns the columns of ``tx``.
     """
     if k < 0:
         raise ValueError(f"K must be >= 0, got {k}")
@@ -33,11 +35,9 @@ def truncate_for_holdout(tx: DataFrame, categories: DataFrame, cutoff: dt.date, 
         .withColumn("_held_category", F.coalesce(F.col("_category").isin(holdout_categories), F.lit(False)))
     )
     if holdout_customers is not None:
-        missing = {"customer_id", "user_group"} - set(holdout_customers.columns)
-        if missing:
-            raise ValueError(f"held-out group customers lack column(s) {', '.join(sorted(missing))}")
-        held = (holdout_customers.select("customer_id", F.col("user_group").alias("_group")).dropDuplicates(["customer_id"])
-                .withColumn("_held_group", F.lit(True)))
+        require_columns(holdout_customers, ("customer_id", "user_group"), "holdout_customers")
+        held = (holdout_customers.select("customer_id", F.col("user_group").alias("_group"))
+                .dropDuplicates(["customer_id"]).withColumn("_held_group", F.lit(True)))
         rows = rows.join(F.broadcast(held), on="customer_id", how="left")
     else:
         rows = rows.withColumn("_held_group", F.lit(None).cast("boolean")).withColumn("_group", F.lit(None).cast("string"))

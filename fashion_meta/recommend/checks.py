@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 
 from fashion_meta import constants as C
 from fashion_meta.errors import FashionMetaError
+from fashion_meta.schemas import require_columns
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,10 @@ def check_recommendations(
     max_per_product: int | None = None,
 ) -> CheckReport:
     """Run every output check on one run date's ``recs`` against its in-stock articles, customers and purchases."""
-    _require(recs, REC_COLUMNS, "recs")
-    _require(articles, ("article_id", "category"), "articles")
-    _require(customers, ("customer_id",), "customers")
-    _require(bought, ("customer_id", "article_id"), "bought")
+    require_columns(recs, REC_COLUMNS, "recs")
+    require_columns(articles, ("article_id", "category"), "articles")
+    require_columns(customers, ("customer_id",), "customers")
+    require_columns(bought, ("customer_id", "article_id"), "bought")
     if top_n < 1:
         raise ValueError(f"top_n must be at least 1, got {top_n}")
     if max_per_product is not None and max_per_product < 1:
@@ -386,12 +387,6 @@ def _bad_model_version(recs: DataFrame) -> DataFrame:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _require(df: DataFrame, columns: Sequence[str], name: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} lacks column(s) {', '.join(missing)}")
-
-
 def _short_id(value: str | None) -> str:
     if value is None:
         return "null"

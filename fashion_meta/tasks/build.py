@@ -16,6 +16,8 @@ import datetime as dt
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from fashion_meta.schemas import require_columns
+
 ENTITY_COLUMNS = (
     "task_id", "category", "user_group", "role", "split", "customer_id", "article_id", "label", "t_dat",
     "event_timestamp",
@@ -28,12 +30,6 @@ def _hash(*cols, seed: int):
     return F.xxhash64(*cols, F.lit(seed))
 
 
-def _require(df: DataFrame, columns: tuple[str, ...], name: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{name} lacks column(s) {', '.join(missing)}")
-
-
 def purchases_with_group(tx: DataFrame, categories: DataFrame, day_groups: DataFrame, age_groups: DataFrame,
                          start: dt.date, end: dt.date) -> DataFrame:
     """(customer_id, article_id, t_dat, category, user_group): one row per purchase day in [start, end].
@@ -42,8 +38,8 @@ def purchases_with_group(tx: DataFrame, categories: DataFrame, day_groups: DataF
     user_group from customer_daily); a customer without such a row had no purchase in the channel window, so the
     group is "<age band>|unknown" (``age_groups``: customer_id, age_band).
     """
-    _require(tx, ("customer_id", "article_id", "t_dat"), "transactions")
-    _require(day_groups, ("customer_id", "feature_date", "user_group"), "customer groups")
+    require_columns(tx, ("customer_id", "article_id", "t_dat"), "transactions")
+    require_columns(day_groups, ("customer_id", "feature_date", "user_group"), "customer groups")
     bought = (
         tx.where(F.col("t_dat").between(F.lit(start), F.lit(end)))
         .select("customer_id", "article_id", "t_dat")
@@ -117,7 +113,7 @@ def relabel_members(positives: DataFrame, members: DataFrame,
     group, must not train a warm task either. Purchases of held-out categories are kept in any case (their units
     pool every group).
     """
-    _require(members, ("customer_id", "user_group"), "held-out group members")
+    require_columns(members, ("customer_id", "user_group"), "held-out group members")
     groups = sorted(r[0] for r in members.select("user_group").distinct().collect())
     keyed = members.select("customer_id", F.col("user_group").alias("_member_group")).dropDuplicates(["customer_id"])
     joined = positives.join(F.broadcast(keyed), on="customer_id", how="left")
@@ -209,7 +205,7 @@ def with_roles(tasks: DataFrame, holdout_categories: list[str], holdout_groups: 
 
 def in_stock_by_day(article_daily: DataFrame, start: dt.date, end: dt.date) -> DataFrame:
     """(category, t_dat, candidates: sorted array of article ids in stock at the start of t_dat, n)."""
-    _require(article_daily, ("article_id", "category", "feature_date"), "article_daily")
+    require_columns(article_daily, ("article_id", "category", "feature_date"), "article_daily")
     return (
         article_daily.where(F.col("feature_date").between(F.lit(start - dt.timedelta(days=1)), F.lit(end - dt.timedelta(days=1))))
         .select("category", F.date_add("feature_date", 1).alias("t_dat"), "article_id")

@@ -138,7 +138,9 @@ class WandbTracker(Tracker):
         self.directory = directory
 
     def _log_metrics(self, values: dict[str, float], step: int) -> None:
-        self.run.log(values, step=step)
+        # commit=True writes the epoch's history row now; without it W&B holds the row as partial history until a
+        # later step or finish() flushes it (a CI run once ended with no history rows at all)
+        self.run.log(values, step=step, commit=True)
 
     def _log_summary(self, values: dict[str, float]) -> None:
         for key, value in values.items():

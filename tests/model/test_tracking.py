@@ -69,14 +69,17 @@ def test_wandb_offline_run_records_every_epoch(task_folder, tmp_path):
     epochs = json.loads((result.model_dir / "logs" / "metrics.json").read_text())["epochs"]
     from wandb.proto import wandb_internal_pb2
 
-    logged = []
+    logged, kinds = [], []
     for data in _wandb_records(next(runs[0].glob("*.wandb")).read_bytes()):
         record = wandb_internal_pb2.Record()
         record.ParseFromString(data)
-        if record.WhichOneof("record_type") == "history":
+        kinds.append(record.WhichOneof("record_type"))
+        if kinds[-1] == "history":
             items = {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in record.history.item}
             logged.append((items["_step"], items["train_loss"]))
-    assert logged == [(e["epoch"], pytest.approx(e["train_loss"])) for e in epochs]
+    # on failure, say what the run file did hold (record kinds in order) and what W&B's core logged
+    debug = "".join(p.read_text()[-2000:] for p in runs[0].glob("logs/debug*.log"))
+    assert logged == [(e["epoch"], pytest.approx(e["train_loss"])) for e in epochs], (kinds, debug)
 
 
 def _wandb_records(raw: bytes, block: int = 32768):

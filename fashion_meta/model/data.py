@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,11 +19,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
+from .evidence import evidence_for, support_evidence
 from .spec import FeatureSpec, TableLike, _as_columns, num_rows
 
 __all__ = [
     "FORMAT", "ROLES", "SPLITS", "KEY_COLUMNS", "Batch", "Task", "TaskDataset", "FeatureSpec",
-    "read_manifest", "load_task_dataset",
+    "read_manifest", "load_task_dataset", "with_support_evidence",
 ]
 
 FORMAT = "fashion-meta-tasks/1"
@@ -50,6 +51,7 @@ class Batch:
     customer_ids: np.ndarray  # [N] str
     article_ids: np.ndarray  # [N] str
     days: np.ndarray | None = None  # [N] datetime64[D] (t_dat), when known
+    evidence: torch.Tensor | None = None  # [N, EVIDENCE_DIM] support evidence of each row's article (evidence.py)
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -73,7 +75,14 @@ class Batch:
         return Batch(
             self.customer_features.to(device), self.customer_vectors.to(device), self.article_features.to(device),
             self.article_vectors.to(device), self.labels.to(device), self.customer_ids, self.article_ids, self.days,
+            None if self.evidence is None else self.evidence.to(device),
         )
+
+    def with_evidence(self, evidence: torch.Tensor | None) -> Batch:
+        """The same rows with ``evidence`` [N, EVIDENCE_DIM] (None: without)."""
+        if evidence is not None and evidence.shape[0] != len(self):
+            raise ValueError(f"evidence has {evidence.shape[0]} rows, the batch {len(self)}")
+        return replace(self, evidence=None if evidence is None else evidence.to(self.device))
 
     def select(self, index: np.ndarray | Sequence[int]) -> Batch:
         """A subset of rows, in the given order."""
@@ -89,7 +98,7 @@ class Batch:
         return Batch(
             take(self.customer_features), take(self.customer_vectors), take(self.article_features),
             take(self.article_vectors), take(self.labels), self.customer_ids[idx], self.article_ids[idx],
-            None if self.days is None else self.days[idx],
+            None if self.days is None else self.days[idx], None if self.evidence is None else take(self.evidence),
         )
 
     def rows(self, start: int, stop: int) -> Batch:
@@ -99,6 +108,7 @@ class Batch:
             self.article_features[start:stop], self.article_vectors[start:stop], self.labels[start:stop],
             self.customer_ids[start:stop], self.article_ids[start:stop],
             None if self.days is None else self.days[start:stop],
+            None if self.evidence is None else self.evidence[start:stop],
         )
 
     @classmethod
@@ -107,11 +117,13 @@ class Batch:
         if not batches:
             raise ValueError("nothing to concatenate")
         days = None if any(b.days is None for b in batches) else np.concatenate([b.days for b in batches])
+        # evidence belongs to one support set: rows of several keep it only if every part has it
+        evidence = None if any(b.evidence is None for b in batches) else torch.cat([b.evidence for b in batches])
         return cls(
             torch.cat([b.customer_features for b in batches]), torch.cat([b.customer_vectors for b in batches]),
             torch.cat([b.article_features for b in batches]), torch.cat([b.article_vectors for b in batches]),
             torch.cat([b.labels for b in batches]), np.concatenate([b.customer_ids for b in batches]),
-            np.concatenate([b.article_ids for b in batches]), days,
+            np.concatenate([b.article_ids for b in batches]), days, evidence,
         )
 
     @classmethod
@@ -138,6 +150,15 @@ class Batch:
             torch.from_numpy(labels), column("customer_id").astype(str).astype(object),
             column("article_id").astype(str).astype(object), days,
         )
+
+
+def with_support_evidence(support: Batch, query: Batch | None = None) -> tuple[Batch, Batch | None]:
+    """``support`` with its leave-one-out evidence and ``query`` with evidence against ``support`` (evidence.py)."""
+    positives = support.article_ids[support.labels.cpu().numpy() > 0.5]
+    out_support = support.with_evidence(support_evidence(support.article_ids, support.labels))
+    out_query = None if query is None else query.with_evidence(
+        torch.from_numpy(evidence_for(positives, query.article_ids)))
+    return out_support, out_query
 
 
 @dataclass(frozen=True, eq=False)
@@ -309,7 +330,7 @@ def _build_tasks(table: pa.Table, spec: FeatureSpec, manifest: Mapping[str, Any]
                              f"disagree with the manifest role {meta['role']!r}")
         # Sorted by (task_id, split descending, ...): a task is one block of support rows, then its query rows.
         middle = start + int((splits[start:end] == "support").sum())
-        support, query = everything.rows(start, middle), everything.rows(middle, end)
+        support, query = with_support_evidence(everything.rows(start, middle), everything.rows(middle, end))
         for split, batch in (("support", support), ("query", query)):
             expected = meta.get(f"{split}_rows")
             if expected is not None and int(expected) != len(batch):

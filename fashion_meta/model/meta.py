@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from torch import nn
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from .data import Batch, Task
+from .data import Batch, Task, with_support_evidence
 from .logs import EpochLog
 from .scoring import query_ndcg
 from .towers import Params, TwoTower, pair_loss, parameter_names
@@ -42,7 +42,7 @@ LossFn = Callable[[nn.Module, Params, Any], torch.Tensor]
 
 def task_loss(model: nn.Module, params: Params, batch: Batch) -> torch.Tensor:
     """Mean BCE of the model under ``params`` on a batch of labelled pairs."""
-    logits = functional_call(model, dict(params), (batch.customer_inputs, batch.article_inputs))
+    logits = functional_call(model, dict(params), (batch.customer_inputs, batch.article_inputs, batch.evidence))
     return pair_loss(logits, batch.labels)
 
 
@@ -138,6 +138,10 @@ class MetaConfig:
     min_delta: float = 0.0
     adapt: str | None = None  # "all" or "head"; None = the method's default
     support_size: int | None = None  # subsample support rows per episode (K shots); None = all
+    cold_fraction: float = 0.5  # share of episodes played as a launch: article sales history hidden (cold_columns)
+    unit_episodes: bool = True  # also train on whole categories and whole user groups (unit_tasks)
+    unit_support: int = 250  # rows of a unit episode's support (K=50 purchases with 4 negatives each)
+    unit_query: int = 500
     query_size: int | None = None
     seed: int = 0
     progress: bool = True
@@ -149,6 +153,8 @@ class MetaConfig:
             raise ValueError(f"adapt must be 'all' or 'head', got {self.adapt!r}")
         if self.method == "anil" and self.adapt == "all":
             raise ValueError("anil adapts the head only")
+        if not 0.0 <= self.cold_fraction <= 1.0:
+            raise ValueError("cold_fraction must be between 0 and 1")
         if self.meta_batch < 1 or self.epochs < 1 or self.inner_steps < 0 or self.patience < 1:
             raise ValueError("meta_batch, epochs, patience must be >= 1 and inner_steps >= 0")
 
@@ -186,6 +192,45 @@ def _check_roles(tasks: Sequence[Task], role: str) -> None:
     wrong = sorted({t.role for t in tasks} - {role})
     if wrong:
         raise ValueError(f"expected only {role}-role tasks here, got role(s) {wrong}")
+
+
+def hide_columns(batch: Batch, columns: Sequence[int], n_features: int) -> Batch:
+    """``batch`` with the article feature ``columns`` encoded as missing (z 0, missing flag 1): a launch episode.
+
+    ``n_features``: the number of article feature columns (the flags follow the values, spec.py layout).
+    """
+    if not columns:
+        return batch
+    af = batch.article_features.clone()
+    idx = torch.as_tensor(list(columns), dtype=torch.long, device=af.device)
+    af[:, idx] = 0.0
+    af[:, idx + n_features] = 1.0
+    return replace(batch, article_features=af)
+
+
+def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: int) -> list[Task]:
+    """Episodes shaped like the units the system adapts to: each category over all its user groups
+    ("<category>|*", a new category) and each user group over all its categories ("*|<group>", a new group).
+
+    Built from (category x user group) tasks of one role by pooling their support and their query rows; a pooled
+    split is subsampled (seeded) to ``support_rows`` / ``query_rows`` so a unit episode costs about as much as the
+    K = 50 support sets it stands for. Support evidence is recomputed on the pooled support.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for kind in ("category", "user_group"):
+        keys = sorted({getattr(t, kind) for t in tasks})
+        for key in keys:
+            members = [t for t in tasks if getattr(t, kind) == key]
+            if len(members) < 2:
+                continue  # a single slice is already an episode
+            support = _subsample(Batch.concat([t.support for t in members]), support_rows, gen)
+            query = _subsample(Batch.concat([t.query for t in members]), query_rows, gen)
+            support, query = with_support_evidence(support, query)
+            task_id = f"{key}|*" if kind == "category" else f"*|{key}"
+            out.append(Task(task_id, key if kind == "category" else "*", key if kind == "user_group" else "*",
+                            members[0].role, support, query))
+    return out
 
 
 def _subsample(batch: Batch, size: int | None, gen: torch.Generator) -> Batch:
@@ -242,8 +287,14 @@ def meta_train(
     log_dir: str | Path,
     device: torch.device | str | None = None,
     on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
+    cold_columns: Sequence[int] = (),
+    article_features: int = 0,
 ) -> MetaResult:
     """Meta-train ``model`` in place (outer Adam); early-stops on validation-role tasks, restores the best epoch.
+
+    ``config.cold_fraction`` of the episodes are launch episodes: the article feature columns ``cold_columns``
+    (of ``article_features`` feature columns; the article sales history) are hidden in support and query, so
+    the only popularity evidence left is the support set's own purchases, as for a category launched this week.
 
     Only train-role tasks train and only validation-role tasks select the epoch; any other role raises.
     Tasks without support or query rows are skipped. Writes ``metrics.csv``/``metrics.json`` to ``log_dir``.
@@ -256,6 +307,9 @@ def meta_train(
     val = [t.to(device) for t in _usable(val_tasks)]
     if not train:
         raise ValueError("no train-role task has both support and query rows")
+    if config.unit_episodes:
+        train += [t.to(device) for t in _usable(unit_tasks(train, config.unit_support, config.unit_query,
+                                                           config.seed))]
     method = config.spec
     names = parameter_names(model, config.adapt_selection)
     lrs = init_inner_lrs(model, names, config.inner_lr) if method.learn_lrs else None
@@ -286,6 +340,13 @@ def meta_train(
                 for i in chunk:
                     support = _subsample(train[i].support, config.support_size, gen)
                     query = _subsample(train[i].query, config.query_size, gen)
+                    if config.support_size is not None:  # the evidence counts the support rows actually used
+                        support, query = with_support_evidence(support, query)
+                    # a launch is a category's, never a user group's (whose categories keep their history)
+                    launch = train[i].category != "*" and torch.rand(1, generator=gen).item() < config.cold_fraction
+                    if cold_columns and launch:
+                        support = hide_columns(support, cold_columns, article_features)
+                        query = hide_columns(query, cold_columns, article_features)
                     adapted = adapt(model, params, support, config.inner_steps, config.inner_lr, adapt_names=names,
                                     create_graph=method.second_order, lrs=lrs)
                     loss = task_loss(model, adapted, query) / len(chunk)

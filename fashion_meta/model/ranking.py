@@ -19,7 +19,7 @@ Every ranker returns scores sorted best first, no duplicates, only candidate art
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
@@ -27,7 +27,9 @@ import numpy as np
 import pyarrow as pa
 import torch
 
-from .data import Batch
+from .data import Batch, with_support_evidence
+from .evidence import evidence_for
+from .launch import LaunchRule
 from .meta import METHODS, adapt
 from .scoring import top_n
 from .spec import FeatureSpec, TableLike, vector_column
@@ -247,11 +249,23 @@ class ModelRanker(_BaseRanker):
     def _active_params(self) -> Params:
         return self.params
 
+    def _evidence(self, candidates: pa.Table) -> np.ndarray | None:
+        """Support evidence of the candidates [A, 2], or None (no support set: the warm model)."""
+        return None
+
+    def _article_inputs(self, candidates: pa.Table) -> np.ndarray:
+        return self.spec.article_inputs(candidates)
+
     @torch.no_grad()
     def _scores(self, customers: pa.Table, category: str, candidates: pa.Table) -> np.ndarray:
         params = self._active_params()
-        unique, inverse = _unique_rows(self.spec.article_inputs(candidates))
-        v = self.model.encode_articles(params, torch.from_numpy(unique).to(self.device))
+        inputs = self._article_inputs(candidates)
+        evidence = self._evidence(candidates)
+        width = inputs.shape[1]
+        unique, inverse = _unique_rows(inputs if evidence is None else np.hstack([inputs, evidence]))
+        x = torch.from_numpy(np.ascontiguousarray(unique[:, :width])).to(self.device)
+        e = None if evidence is None else torch.from_numpy(np.ascontiguousarray(unique[:, width:])).to(self.device)
+        v = self.model.encode_articles(params, x, e)
         x_c = torch.from_numpy(self.spec.customer_inputs(customers))
         parts = [(self.model.encode_customers(params, x_c[i:i + self.customer_chunk].to(self.device)) @ v.T).cpu()
                  for i in range(0, len(x_c), self.customer_chunk)]
@@ -265,18 +279,36 @@ class AdaptingRanker(ModelRanker):
     """A two-tower model adapted on the support interactions by ``adapter`` (meta-adaptation, fine-tuning)."""
 
     def __init__(self, model: TwoTower, params: Params | None, spec: FeatureSpec, adapter: Adapter, *,
-                 name: str) -> None:
+                 name: str, launch: LaunchRule | None = None) -> None:
         super().__init__(model, params, spec, name=name)
         self.adapter = adapter
+        self.launch = launch
         self.adapted: Params | None = None
+        self._support_positives: np.ndarray | None = None
+
+    def _article_inputs(self, candidates: pa.Table) -> np.ndarray:
+        inputs = super()._article_inputs(candidates)
+        return inputs if self.launch is None else self.launch.hide(self.spec, inputs)
 
     def _fit(self, interactions: pa.Table) -> None:
-        batch = Batch.from_table(interactions, self.spec).to(self.device) if interactions.num_rows else None
-        self.adapted = self.params if batch is None else self.adapter(self.model, self.params, batch)
+        batch = Batch.from_table(interactions, self.spec) if interactions.num_rows else None
+        if batch is None:
+            self.adapted, self._support_positives = self.params, None
+            return
+        if self.launch is not None:
+            batch = replace(batch, article_features=self.launch.hide(self.spec, batch.article_features))
+        batch, _ = with_support_evidence(batch)
+        self._support_positives = batch.article_ids[batch.labels.numpy() > 0.5]
+        self.adapted = self.adapter(self.model, self.params, batch.to(self.device))
 
     def _active_params(self) -> Params:
         assert self.adapted is not None
         return self.adapted
+
+    def _evidence(self, candidates: pa.Table) -> np.ndarray | None:
+        if self._support_positives is None or not getattr(self.model.config, "evidence", False):
+            return None
+        return evidence_for(self._support_positives, _ids(candidates, "article_id"))
 
 
 class FromScratchRanker(ModelRanker):
@@ -295,7 +327,7 @@ class FromScratchRanker(ModelRanker):
 
 def meta_ranker(model: TwoTower, params: Params | None, spec: FeatureSpec, *, method: str, steps: int, lr: float,
                 adapt_names: Sequence[str] | None = None, lrs: Mapping[str, torch.Tensor] | None = None,
-                name: str | None = None) -> AdaptingRanker:
+                name: str | None = None, launch: LaunchRule | None = None) -> AdaptingRanker:
     """Meta-adapted ranking: ``steps`` of ``adapt`` on the support set, as the meta-learner ``method`` does."""
     if method not in METHODS:
         raise ValueError(f"unknown meta-learner {method!r}")
@@ -304,7 +336,7 @@ def meta_ranker(model: TwoTower, params: Params | None, spec: FeatureSpec, *, me
     names = list(adapt_names) if adapt_names is not None else parameter_names(model, METHODS[method].adapt)
     fixed = {k: v.detach() for k, v in lrs.items()} if lrs is not None else None
     adapter = partial(_adapt_detached, steps=steps, lr=lr, adapt_names=names, lrs=fixed)
-    return AdaptingRanker(model, params, spec, adapter, name=name or f"meta_{method}")
+    return AdaptingRanker(model, params, spec, adapter, name=name or f"meta_{method}", launch=launch)
 
 
 def _adapt_detached(model: TwoTower, params: Params, support: Batch, **kwargs: Any) -> Params:
@@ -323,9 +355,10 @@ def adapted_ranker(loaded: Any) -> AdaptingRanker:
     recipe = loaded.card.get("adaptation") or {}
     kind = recipe.get("kind")
     if kind == "meta":
+        launch = LaunchRule.from_dict(recipe["launch"]) if recipe.get("launch") else None
         return meta_ranker(loaded.model, loaded.params(), loaded.spec, method=recipe["method"],
                            steps=int(recipe["steps"]), lr=float(recipe["lr"]), adapt_names=recipe.get("adapt_names"),
-                           lrs=loaded.inner_lrs)
+                           lrs=loaded.inner_lrs, launch=launch)
     if kind == "fine_tune":
         return transfer_ranker(loaded.model, loaded.params(), loaded.spec, steps=int(recipe["steps"]),
                                lr=float(recipe["lr"]), frozen_prefixes=recipe.get("frozen_prefixes", LOWER_PREFIXES))

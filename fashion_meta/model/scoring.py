@@ -54,7 +54,8 @@ def query_ndcg(model: TwoTower, params: Params | None, batch: Batch, k: int = K)
     articles, a_first = np.unique(batch.article_ids.astype(str), return_index=True)  # sorted: ties by id
     c_idx = torch.from_numpy(c_first).to(batch.device)
     a_idx = torch.from_numpy(a_first).to(batch.device)
-    scores = model.score(params, batch.customer_inputs[c_idx], batch.article_inputs[a_idx]).cpu().numpy()
+    evidence = None if batch.evidence is None else batch.evidence[a_idx]
+    scores = model.score(params, batch.customer_inputs[c_idx], batch.article_inputs[a_idx], evidence).cpu().numpy()
     ranked = top_n_indices(scores, k)
     labels = batch.labels.cpu().numpy() > 0.5
     c_pos = np.searchsorted(customers, batch.customer_ids.astype(str))

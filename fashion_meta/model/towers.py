@@ -10,6 +10,10 @@ Why this shape fits cold start and nightly batch scoring:
   (``encode_customers`` -> [C, d+1], ``encode_articles`` -> [A, d+1]) and all C x A scores are one matrix
   product. The article bias rides along as the last coordinate (customer side 1, article side b_a), so the
   product already includes it.
+- Support evidence (``evidence.py``): after adaptation, the article side also sees how often the support set's
+  purchases name the article and its product, weighted by ``head.support_evidence`` (meta-learned from a prior of
+  0.5 per log-count; without a support set the evidence is zero, and so is the term). It rides in the bias
+  coordinate too, so batch scoring stays one matrix product per (category, parameter set).
 - Parameters are split by name: ``lower.*`` (the MLP bodies, general-purpose representations) and ``head.*``
   (the last linear maps and the bias). Head-only adaptation (ANIL) and transfer fine-tuning with frozen lower
   layers select parameters by these prefixes; adaptation moves only a few thousand numbers.
@@ -31,6 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from .evidence import EVIDENCE_DIM
+
+EVIDENCE_INIT = 0.5
+
 LOWER_PREFIX = "lower."
 HEAD_PREFIX = "head."
 LOWER_PREFIXES = (LOWER_PREFIX,)
@@ -46,6 +54,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (128,)
     dim: int = 32
     bias: bool = True
+    evidence: bool = True  # head.support_evidence: weights of the support evidence (evidence.py)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -54,7 +63,9 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
-        return cls(hidden=tuple(int(h) for h in d["hidden"]), dim=int(d["dim"]), bias=bool(d["bias"]))
+        # models saved before support evidence existed have no such weights
+        return cls(hidden=tuple(int(h) for h in d["hidden"]), dim=int(d["dim"]), bias=bool(d["bias"]),
+                   evidence=bool(d.get("evidence", False)))
 
 
 def _mlp(in_dim: int, hidden: Sequence[int]) -> nn.Module:
@@ -84,6 +95,11 @@ class TwoTower(nn.Module):
                                        "article": nn.Linear(width_a, config.dim)}
         if config.bias:
             heads["article_bias"] = nn.Linear(width_a, 1)
+        if config.evidence:
+            heads["support_evidence"] = nn.Linear(EVIDENCE_DIM, 1, bias=False)
+            # a prior of one log-count per purchase (article and product halves): meta-training moves it, but at the
+            # outer learning rate a zero start could not reach the scale of a launch's evidence (measured: ~0.25)
+            nn.init.constant_(heads["support_evidence"].weight, EVIDENCE_INIT)
         self.head = nn.ModuleDict(heads)
 
     @property
@@ -102,13 +118,16 @@ class TwoTower(nn.Module):
             raise ValueError(f"unknown model kind {arch.get('kind')!r}")
         return cls(int(arch["customer_in"]), int(arch["article_in"]), ModelConfig.from_dict(arch))
 
-    def forward(self, customer_x: torch.Tensor, article_x: torch.Tensor) -> torch.Tensor:
-        """Logits of row-aligned (customer, article) pairs: [N]."""
+    def forward(self, customer_x: torch.Tensor, article_x: torch.Tensor,
+                evidence: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of row-aligned (customer, article) pairs: [N]; ``evidence`` [N, 2] of a support set, or None."""
         u = self.head["customer"](self.lower["customer"](customer_x))
         h = self.lower["article"](article_x)
         logits = (u * self.head["article"](h)).sum(-1)
         if self.config.bias:
             logits = logits + self.head["article_bias"](h).squeeze(-1)
+        if evidence is not None and self.config.evidence:
+            logits = logits + self.head["support_evidence"](evidence).squeeze(-1)
         return logits
 
     def _call(self, path: str, params: Params | None, x: torch.Tensor) -> torch.Tensor:
@@ -124,16 +143,21 @@ class TwoTower(nn.Module):
         u = self._call("head.customer", params, self._call("lower.customer", params, x))
         return torch.cat([u, torch.ones_like(u[:, :1])], dim=1)
 
-    def encode_articles(self, params: Params | None, x: torch.Tensor) -> torch.Tensor:
-        """Article embeddings [A, d+1] under ``params``; last coordinate is the article bias (0 without)."""
+    def encode_articles(self, params: Params | None, x: torch.Tensor,
+                        evidence: torch.Tensor | None = None) -> torch.Tensor:
+        """Article embeddings [A, d+1] under ``params``; last coordinate is the article bias (0 without) plus the
+        weighted support evidence [A, 2] when given."""
         h = self._call("lower.article", params, x)
         v = self._call("head.article", params, h)
         b = self._call("head.article_bias", params, h) if self.config.bias else torch.zeros_like(v[:, :1])
+        if evidence is not None and self.config.evidence:
+            b = b + self._call("head.support_evidence", params, evidence.to(b.dtype))
         return torch.cat([v, b], dim=1)
 
-    def score(self, params: Params | None, customer_x: torch.Tensor, article_x: torch.Tensor) -> torch.Tensor:
+    def score(self, params: Params | None, customer_x: torch.Tensor, article_x: torch.Tensor,
+              evidence: torch.Tensor | None = None) -> torch.Tensor:
         """All-pairs scores [C, A] as one matrix product."""
-        return self.encode_customers(params, customer_x) @ self.encode_articles(params, article_x).T
+        return self.encode_customers(params, customer_x) @ self.encode_articles(params, article_x, evidence).T
 
 
 def build_model(customer_in: int, article_in: int, config: ModelConfig = ModelConfig(), *,

@@ -18,6 +18,7 @@ import torch
 from .checkpoint import promote as promote_version
 from .checkpoint import save_model
 from .data import load_task_dataset
+from .launch import LaunchRule, hidden_columns
 from .meta import METHODS, MetaConfig, meta_train
 from .towers import ModelConfig, build_model
 from .transfer import PretrainConfig, pretrain
@@ -108,11 +109,16 @@ def train(
             adaptation = {"kind": "fine_tune", "method": "transfer", "steps": pcfg.fine_tune_steps,
                           "lr": pcfg.fine_tune_lr, "frozen_prefixes": list(pcfg.frozen_prefixes)}
         else:
-            result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch)
+            launch = LaunchRule(tuple(hidden_columns(spec.article.columns))) if mcfg.cold_fraction > 0 else None
+            result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch,
+                                cold_columns=launch.positions(spec) if launch else (),
+                                article_features=len(spec.article.columns))
             inner_lrs = result.inner_lrs
             adaptation = {"kind": "meta", "method": method, "steps": mcfg.serving_steps, "lr": mcfg.inner_lr,
                           "adapt": mcfg.adapt_selection, "adapt_names": result.adapt_names,
                           "inner_lrs": inner_lrs is not None}
+            if launch is not None and launch.columns:
+                adaptation["launch"] = launch.to_dict()
     except BaseException:
         if tracker:
             tracker.finish({}, None, ok=False)

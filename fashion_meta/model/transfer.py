@@ -114,7 +114,8 @@ def pretrain(
     parts = [b for t in train_tasks for b in (t.support, t.query) if len(b)]
     if not parts:
         raise ValueError("no train-role rows to pretrain on")
-    rows = Batch.concat(parts).to(device)
+    # plain supervised training on the pooled rows: no episodes, so no support set and no support evidence
+    rows = Batch.concat(parts).with_evidence(None).to(device)
     val = [t.to(device) for t in _usable(val_tasks)]
     adapter = partial(fine_tune, steps=config.fine_tune_steps, lr=config.fine_tune_lr,
                       frozen_prefixes=config.frozen_prefixes)

@@ -21,7 +21,7 @@ import json
 import logging
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +160,16 @@ def _adapter(loaded, params: RecommendParams):
     return ranker.adapter, "meta_adapted" if kind == "meta" else "transferred"
 
 
+def launch_rule(loaded, params: RecommendParams):
+    """The model's launch mode (model/launch.py) when its own meta-adaptation serves, else None."""
+    from fashion_meta.model.launch import LaunchRule
+
+    recipe = loaded.card.get("adaptation") or {}
+    if params.adaptation == "transfer" or recipe.get("kind") != "meta" or not recipe.get("launch"):
+        return None
+    return LaunchRule.from_dict(recipe["launch"])
+
+
 def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: RecommendParams, device: str,
                  summary: RecommendSummary) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, tuple[str, str]],
                                                       dict[str, tuple[str, str]]]:
@@ -176,12 +186,14 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
     new_groups = sorted(set(serving.get("all_user_groups", [])) | set(held.get("user_groups", [])))
     base = loaded.params()
     param_sets = {serve.BASE: serve.to_numpy_params(base)}
+    positives: dict[str, np.ndarray] = {}  # adapted set -> its support purchases (the support evidence)
     if not new_categories and not new_groups:
-        return param_sets, {}, {}
+        return param_sets, {}, {}, positives
     listed = {t["task_id"] for t in manifest["tasks"] if t["role"] in UNIT_ROLES}
     dataset = load_task_dataset(folder, roles=UNIT_ROLES, spec=loaded.spec) if listed else None
     units = {t.task_id: t for t in (dataset.tasks if dataset else ())}
     adapter, adapted_mode = _adapter(loaded, params)
+    launch = launch_rule(loaded, params)
 
     def resolve(task_id: str, name: str) -> tuple[str, str]:
         task = units.get(task_id)
@@ -193,8 +205,12 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
             summary.adaptation[name] = record
             return serve.BASE, "fallback"
         started = time.monotonic()
-        adapted = adapter(loaded.model, base, task.support.to(device))
+        support = task.support
+        if launch is not None:  # a launching category's support is seen as in meta-training (model/launch.py)
+            support = replace(support, article_features=launch.hide(loaded.spec, support.article_features))
+        adapted = adapter(loaded.model, base, support.to(device))
         param_sets[task_id] = serve.to_numpy_params(adapted)
+        positives[task_id] = task.support.article_ids[task.support.labels.cpu().numpy() > 0.5]
         moved = sum(float((adapted[k].detach() - base[k]).abs().sum()) for k in base)
         record.update(mode=adapted_mode, seconds=round(time.monotonic() - started, 3), parameter_change_l1=moved)
         summary.adaptation[name] = record
@@ -202,7 +218,7 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
 
     by_category = {c: resolve(f"{c}|*", f"category {c}") for c in new_categories}
     by_group = {g: resolve(f"*|{g}", f"user group {g}") for g in new_groups}
-    return param_sets, by_category, by_group
+    return param_sets, by_category, by_group, positives
 
 
 # ------------------------------------------------------------------------------------------------ plan
@@ -219,9 +235,24 @@ def _product_codes(table: pa.Table) -> np.ndarray:
 
 def build_plan(loaded, articles: pa.Table, group_category: pa.Table, param_sets: dict[str, dict[str, np.ndarray]],
                by_category: dict[str, tuple[str, str]], by_group: dict[str, tuple[str, str]], run_date: dt.date,
-               params: RecommendParams, device: str) -> serve.ServingPlan:
-    """The serving plan: every category's candidates encoded under each parameter set its rows use."""
+               params: RecommendParams, device: str,
+               support_positives: dict[str, np.ndarray] | None = None) -> serve.ServingPlan:
+    """The serving plan: every category's candidates encoded under each parameter set its rows use.
+
+    An adapted set's articles carry the support evidence of its support purchases (``support_positives``), as in
+    the evaluation's rankers (model/evidence.py).
+    """
     import torch
+
+    from fashion_meta.model.evidence import evidence_for
+
+    support_positives = support_positives or {}
+    launch = launch_rule(loaded, params)
+
+    def evidence(key: str, ids: np.ndarray) -> np.ndarray | None:
+        if key not in support_positives or not loaded.model.config.evidence:
+            return None
+        return evidence_for(support_positives[key], ids)
 
     spec = loaded.spec
     slots = serve.gc_slots(spec)
@@ -235,7 +266,10 @@ def build_plan(loaded, articles: pa.Table, group_category: pa.Table, param_sets:
         rows = rows.take(pc.sort_indices(rows, sort_keys=[("article_id", "ascending")]))
         key, mode, overrides = segments[category]
         inputs = spec.article_inputs(rows)
+        if launch is not None:
+            inputs = launch.hide(spec, inputs)
         keys = {key} | {k for k, _ in overrides.values()}
+        ids = rows.column("article_id").to_numpy(zero_copy_only=False).astype(str).astype(object)
         gc = group_category.filter(pc.equal(group_category.column("category"), category)) if group_category.num_rows \
             else group_category
         plans.append(serve.CategoryPlan(
@@ -243,7 +277,8 @@ def build_plan(loaded, articles: pa.Table, group_category: pa.Table, param_sets:
             article_ids=rows.column("article_id").to_numpy(zero_copy_only=False).astype(object),
             product_codes=_product_codes(rows), repeat=category in repeat, key=key, mode=mode,
             group_overrides=overrides,
-            vectors={k: serve.article_vectors(loaded.model, tensors[k], inputs, device) for k in sorted(keys)},
+            vectors={k: serve.article_vectors(loaded.model, tensors[k], inputs, device, evidence(k, ids))
+                     for k in sorted(keys)},
             gc_groups=gc.column("user_group").to_pylist() if gc.num_rows else [],
             gc_inputs=serve.encode_group_features(spec, gc, slots) if len(slots) else None,
         ))
@@ -311,8 +346,9 @@ def run_recommend(spark: SparkSession, lake_root: str, run_date: dt.date, regist
     summary = RecommendSummary(run_date.isoformat(), loaded.version, engine, device)
 
     t0 = time.monotonic()
-    param_sets, by_category, by_group = _adapt_units(loaded, folder, manifest, params, device, summary)
-    plan = build_plan(loaded, articles, group_category, param_sets, by_category, by_group, run_date, params, device)
+    param_sets, by_category, by_group, positives = _adapt_units(loaded, folder, manifest, params, device, summary)
+    plan = build_plan(loaded, articles, group_category, param_sets, by_category, by_group, run_date, params, device,
+                      positives)
     summary.seconds["adapt_and_plan"] = round(time.monotonic() - t0, 2)
     summary.categories = len(plan.categories)
     for category in plan.categories:

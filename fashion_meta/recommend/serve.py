@@ -124,13 +124,20 @@ def encode_group_features(spec: FeatureSpec, rows: pa.Table, slots: np.ndarray) 
 
 
 def article_vectors(model: TwoTower, params: Mapping[str, torch.Tensor], inputs: np.ndarray,
-                    device: str | torch.device = "cpu") -> np.ndarray:
-    """Article embeddings [A, d+1]; identical input rows get bit-identical vectors (exact ties)."""
+                    device: str | torch.device = "cpu", evidence: np.ndarray | None = None) -> np.ndarray:
+    """Article embeddings [A, d+1]; identical input rows get bit-identical vectors (exact ties).
+
+    ``evidence`` [A, 2]: the support evidence of an adapted parameter set's support (model/evidence.py), or None.
+    """
     if len(inputs) == 0:
         return np.zeros((0, model.embedding_dim + 1), dtype=np.float32)
-    unique, inverse = np.unique(inputs, axis=0, return_inverse=True)
+    width = inputs.shape[1]
+    unique, inverse = np.unique(inputs if evidence is None else np.hstack([inputs, evidence]), axis=0,
+                                return_inverse=True)
+    x = torch.from_numpy(np.ascontiguousarray(unique[:, :width])).to(device)
+    e = None if evidence is None else torch.from_numpy(np.ascontiguousarray(unique[:, width:])).to(device)
     with torch.no_grad():
-        v = model.encode_articles(params, torch.from_numpy(unique).to(device)).cpu().numpy()
+        v = model.encode_articles(params, x, e).cpu().numpy()
     return np.ascontiguousarray(v[inverse.reshape(-1)], dtype=np.float32)
 
 

@@ -39,7 +39,7 @@ def test_parameter_groups_by_prefix():
     head, lower = parameter_names(model, "head"), parameter_names(model, "lower")
     assert sorted(head + lower) == sorted(every)
     assert head == ["head.customer.weight", "head.customer.bias", "head.article.weight", "head.article.bias",
-                    "head.article_bias.weight", "head.article_bias.bias"]
+                    "head.article_bias.weight", "head.article_bias.bias", "head.support_evidence.weight"]
     assert all(n.startswith("lower.") for n in lower) and lower
 
 

@@ -1,0 +1,108 @@
+"""Launch mode and unit episodes: which rows hide their sales history, pooled episodes, and the card's recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import torch
+
+from fashion_meta.model.data import load_task_dataset
+from fashion_meta.model.launch import LaunchRule, hidden_columns
+from fashion_meta.model.meta import MetaConfig, hide_columns, unit_tasks
+from fashion_meta.model.spec import FeatureSpec
+
+from .conftest import plans, write_task_dataset
+
+COLUMNS = ["article_daily__sales_7d", "article_daily__price_level", "article_daily__days_since_first_seen",
+           "category_daily__age_days", "category_daily__purchases_total"]
+
+
+def _spec() -> FeatureSpec:
+    fit = pa.table({"cv": [[0.0]] * 3, "av": [[0.0]] * 3, "f": [1.0, 2.0, 3.0],
+                    **{c: [1.0, 50.0, 900.0] for c in COLUMNS}})
+    return FeatureSpec.fit(fit, customer_columns=["f"], article_columns=COLUMNS, customer_vector="cv",
+                           article_vector="av", vector_dim=1)
+
+
+def test_hidden_columns_are_the_sales_history():
+    assert hidden_columns(COLUMNS + ["article_daily__buyers_28d_le24", "article_daily__days_since_first_sale"]) == [
+        "article_daily__sales_7d", "article_daily__price_level", "article_daily__buyers_28d_le24",
+        "article_daily__days_since_first_sale"]
+
+
+def test_launching_rows_follow_the_new_category_rule_and_only_they_are_hidden():
+    spec = _spec()
+    rows = pa.table({"av": [[0.0]] * 5, "article_daily__sales_7d": [3.0, 40.0, 2.0, 5.0, 7.0],
+                     "article_daily__price_level": [1.0, 1.1, None, 0.9, 1.0],
+                     "article_daily__days_since_first_seen": [6.0, 300.0, 6.0, 200.0, 90.0],
+                     "category_daily__age_days": [6.0, 300.0, None, 200.0, 100.0],
+                     "category_daily__purchases_total": [50.0, 9000.0, 0.0, 150.0, 5000.0]})
+    rule = LaunchRule(tuple(hidden_columns(COLUMNS)))
+    x = spec.article_inputs(rows)
+    # young (6 days), old and rich, no sale yet, old but thin (150 < 200 purchases), old and rich
+    assert rule.launching(spec, x).tolist() == [True, False, True, True, False]
+    hidden = rule.hide(spec, x)
+    k = len(COLUMNS)
+    for r in (0, 2, 3):
+        assert hidden[r, 0] == 0 and hidden[r, k] == 1 and hidden[r, 1] == 0 and hidden[r, k + 1] == 1
+        np.testing.assert_array_equal(hidden[r, 2:k], x[r, 2:k])  # first seen and category columns stay
+    np.testing.assert_array_equal(hidden[[1, 4]], x[[1, 4]])
+    assert np.array_equal(x, spec.article_inputs(rows))  # a copy: the input is untouched
+    # a spec without the category columns never launches
+    plain = FeatureSpec.fit(pa.table({"cv": [[0.0]], "av": [[0.0]], "f": [1.0], "article_daily__sales_7d": [1.0]}),
+                            customer_columns=["f"], article_columns=["article_daily__sales_7d"],
+                            customer_vector="cv", article_vector="av", vector_dim=1)
+    assert not LaunchRule(("article_daily__sales_7d",)).launching(plain, np.zeros((2, 4))).any()
+    assert LaunchRule.from_dict(rule.to_dict()) == rule
+
+
+def test_hide_columns_marks_values_missing(tmp_path):
+    write_task_dataset(tmp_path / "t", plans(2, 1, 0))
+    task = load_task_dataset(tmp_path / "t").tasks[0]
+    out = hide_columns(task.support, [1], 2)
+    assert (out.article_features[:, 1] == 0).all() and (out.article_features[:, 3] == 1).all()
+    torch.testing.assert_close(out.article_features[:, [0, 2]], task.support.article_features[:, [0, 2]])
+    assert hide_columns(task.support, [], 2) is task.support
+
+
+def test_unit_tasks_pool_categories_and_groups(tmp_path):
+    from .conftest import TaskPlan
+
+    write_task_dataset(tmp_path / "t", [TaskPlan(c, g, "train", 0.0) for c in ("A", "B") for g in ("g1", "g2")]
+                       + [TaskPlan("C", "g1", "train", 0.0)])
+    tasks = load_task_dataset(tmp_path / "t").tasks
+    units = {t.task_id: t for t in unit_tasks(tasks, support_rows=10_000, query_rows=10_000, seed=0)}
+    assert sorted(units) == ["*|g1", "*|g2", "A|*", "B|*"]  # C has one group only: already an episode
+    a = units["A|*"]
+    members = [t for t in tasks if t.category == "A"]
+    assert len(a.support) == sum(len(t.support) for t in members)
+    assert len(units["*|g1"].query) == sum(len(t.query) for t in tasks if t.user_group == "g1")
+    positives = a.support.article_ids[a.support.labels.numpy() > 0.5]
+    expected = [(positives == i).sum() for i in a.query.article_ids]
+    np.testing.assert_allclose(np.expm1(a.query.evidence[:, 0].numpy()), expected, atol=1e-4)
+    small = unit_tasks(tasks, support_rows=7, query_rows=5, seed=0)
+    assert all(len(t.support) == 7 and len(t.query) == 5 for t in small)
+
+
+def test_train_records_the_launch_recipe_and_the_ranker_uses_it(tmp_path):
+    from fashion_meta.model.checkpoint import load_model
+    from fashion_meta.model.ranking import adapted_ranker
+    from fashion_meta.model.train import train
+
+    write_task_dataset(tmp_path / "t", plans(4, 2, 0))
+    for cold, expected in ((0.5, True), (0.0, False)):
+        version = f"v{int(cold * 10)}"
+        train(tmp_path / "t", tmp_path / "reg", "fomaml", seed=0, version=version, promote=False, progress=False,
+              meta_config=MetaConfig(epochs=1, cold_fraction=cold, unit_episodes=True))
+        loaded = load_model(tmp_path / "reg", version)
+        recipe = loaded.card["adaptation"]
+        assert ("launch" in recipe) is expected
+        assert (adapted_ranker(loaded).launch is not None) is expected
+        if expected:
+            assert recipe["launch"]["columns"] == ["article_daily__sales_7d", "article_daily__price_level"]
+
+
+def test_cold_fraction_is_checked():
+    with pytest.raises(ValueError, match="cold_fraction"):
+        MetaConfig(cold_fraction=1.5)

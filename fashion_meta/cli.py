@@ -459,7 +459,9 @@ def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: boo
     try:
         result = train(folder, registry_path(ctx), method, device=t["device"], seed=seed, model_config=model_config,
                        meta_config=meta, pretrain_config=pretrain, promote=promote == "force", progress=progress,
-                       tracking=t["tracking"], tracking_uri=t["tracking_uri"])
+                       tracking=t["tracking"], tracking_uri=t["tracking_uri"],
+                       new_category_days=ctx.cfg.get("vocabulary.new_category_days"),
+                       min_category_history=ctx.cfg.get("vocabulary.min_category_history"))
     except ValueError as exc:
         raise InputError(str(exc)) from None
     status = "registered, not promoted (--no-promote)" if promote == "never" else "current (forced)"

@@ -3,14 +3,17 @@
 The article features of a category launched this week are out of the range the model learnt on: a handful of
 sales, and most articles unsold, so their price (``price_28d``, ``price_level``) and first sale are missing, the
 very pattern that on a warm category marks a just-listed article (which sells well). Measured on a development
-seed: the warm model and transfer fine-tuning ranked a new category's purchases *below* random (NDCG@12 0.033 vs
-0.035 for ties) once the sales features were hidden in training.
+seed (benchmarks/RESULTS.md): transfer fine-tuning ranked a new category's purchases *below* ties (NDCG@12 0.033
+vs 0.035), and a model trained with launch episodes but ranking without launch mode did as badly (0.05).
 
 So a model meta-trained with launch episodes (``MetaConfig.cold_fraction``: the sales-history columns hidden in
 support and query) ranks the rows of a launching category with the same columns hidden, and its popularity comes
 from the support evidence (``evidence.py``). A row is launching by the DESIGN.md rule for a new category, read
 from its own category features: first sale less than ``new_category_days`` ago (or none), or fewer than
-``min_category_history`` purchases so far. The rule and the hidden columns are stored in the model card.
+``min_category_history`` purchases so far (``[vocabulary]`` of the config). The rule and the hidden columns are
+stored in the model card. The rule is read per row, so a support row (features of its purchase day) and a
+candidate (features of the run date) of one category may fall on two sides of the 14 days; training hides a whole
+episode. Only the article's own history is hidden: the category columns keep their warm values in training.
 """
 
 from __future__ import annotations

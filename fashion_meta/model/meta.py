@@ -212,9 +212,12 @@ def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: 
     """Episodes shaped like the units the system adapts to: each category over all its user groups
     ("<category>|*", a new category) and each user group over all its categories ("*|<group>", a new group).
 
-    Built from (category x user group) tasks of one role by pooling their support and their query rows; a pooled
-    split is subsampled (seeded) to ``support_rows`` / ``query_rows`` so a unit episode costs about as much as the
-    K = 50 support sets it stands for. Support evidence is recomputed on the pooled support.
+    Built from (category x user group) tasks of one role by pooling their support and their query rows. Each slice
+    splits support and query at its own day, so pooled support rows on or after the first pooled query day are
+    dropped (support stays strictly earlier, as at serving); a key with one slice, or with no support purchase
+    left, gives no episode. The pooled splits are subsampled (seeded) to ``support_rows`` / ``query_rows`` so a
+    unit episode costs about as much as the K = 50 support sets it stands for. Support evidence is recomputed on
+    the pooled support.
     """
     gen = torch.Generator().manual_seed(seed)
     out = []
@@ -224,8 +227,16 @@ def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: 
             members = [t for t in tasks if getattr(t, kind) == key]
             if len(members) < 2:
                 continue  # a single slice is already an episode
-            support = _subsample(Batch.concat([t.support for t in members]), support_rows, gen)
-            query = _subsample(Batch.concat([t.query for t in members]), query_rows, gen)
+            support, query = Batch.concat([t.support for t in members]), Batch.concat([t.query for t in members])
+            # each slice splits at its own day: keep the pooled support strictly before the pooled query
+            if support.days is None or query.days is None or not len(query):  # days unknown: keep every row
+                earlier = np.arange(len(support))
+            else:
+                earlier = np.flatnonzero(support.days < query.days.min())
+            if len(earlier) == 0 or not (support.labels.cpu().numpy()[earlier] > 0.5).any():
+                continue
+            support = _subsample(support.select(earlier), support_rows, gen)
+            query = _subsample(query, query_rows, gen)
             support, query = with_support_evidence(support, query)
             task_id = f"{key}|*" if kind == "category" else f"*|{key}"
             out.append(Task(task_id, key if kind == "category" else "*", key if kind == "user_group" else "*",
@@ -263,9 +274,10 @@ def evaluate_tasks(
             adapted = adapt(model, base, task.support, steps, lr, adapt_names=names, lrs=fixed_lrs)
         with torch.no_grad():
             out["loss"].append(task_loss(model, adapted, task.query).item())
-            out["loss_unadapted"].append(task_loss(model, base, task.query).item())
+            # unadapted = the model as it is before any support set: no support evidence either
+            out["loss_unadapted"].append(task_loss(model, base, task.query.with_evidence(None)).item())
         out["ndcg12"].append(query_ndcg(model, adapted, task.query))
-        out["ndcg12_unadapted"].append(query_ndcg(model, base, task.query))
+        out["ndcg12_unadapted"].append(query_ndcg(model, base, task.query.with_evidence(None)))
     result = {}
     for key, values in out.items():
         finite = [v for v in values if math.isfinite(v)]
@@ -343,8 +355,9 @@ def meta_train(
                     if config.support_size is not None:  # the evidence counts the support rows actually used
                         support, query = with_support_evidence(support, query)
                     # a launch is a category's, never a user group's (whose categories keep their history)
-                    launch = train[i].category != "*" and torch.rand(1, generator=gen).item() < config.cold_fraction
-                    if cold_columns and launch:
+                    launch = (bool(cold_columns) and config.cold_fraction > 0 and train[i].category != "*"
+                              and torch.rand(1, generator=gen).item() < config.cold_fraction)
+                    if launch:
                         support = hide_columns(support, cold_columns, article_features)
                         query = hide_columns(query, cold_columns, article_features)
                     adapted = adapt(model, params, support, config.inner_steps, config.inner_lr, adapt_names=names,

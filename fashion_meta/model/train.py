@@ -69,12 +69,16 @@ def train(
     git_commit: str | None = None,
     tracking: str = "",
     tracking_uri: str = "",
+    new_category_days: int = 14,
+    min_category_history: int = 200,
 ) -> TrainResult:
     """Train ``method`` (maml, fomaml, anil, metasgd or transfer) on ``task_folder``; save into ``out_registry``.
 
     ``seed`` overrides the seed of the given configs. With ``promote`` the new version becomes current.
     ``tracking`` ("", "mlflow", "wandb") also sends the epochs, final metrics and the model folder to an
     experiment tracker (:mod:`fashion_meta.model.tracking`); the JSON/CSV log is written either way.
+    ``new_category_days`` / ``min_category_history``: the launch rule a model trained with launch episodes ranks
+    by (``[vocabulary]`` of the config: the same rule that calls a category new, :mod:`fashion_meta.model.launch`).
     """
     from .tracking import check_available, open_tracker
 
@@ -109,7 +113,8 @@ def train(
             adaptation = {"kind": "fine_tune", "method": "transfer", "steps": pcfg.fine_tune_steps,
                           "lr": pcfg.fine_tune_lr, "frozen_prefixes": list(pcfg.frozen_prefixes)}
         else:
-            launch = LaunchRule(tuple(hidden_columns(spec.article.columns))) if mcfg.cold_fraction > 0 else None
+            launch = (LaunchRule(tuple(hidden_columns(spec.article.columns)), new_category_days, min_category_history)
+                      if mcfg.cold_fraction > 0 else None)
             result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch,
                                 cold_columns=launch.positions(spec) if launch else (),
                                 article_features=len(spec.article.columns))

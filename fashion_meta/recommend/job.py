@@ -172,8 +172,9 @@ def launch_rule(loaded, params: RecommendParams):
 
 def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: RecommendParams, device: str,
                  summary: RecommendSummary) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, tuple[str, str]],
-                                                      dict[str, tuple[str, str]]]:
-    """Adapted parameter sets, and (parameter set, mode) per new category and per new user group."""
+                                                      dict[str, tuple[str, str]], dict[str, np.ndarray]]:
+    """Adapted parameter sets, (parameter set, mode) per new category and per new user group, and the support
+    purchases (article ids) of each adapted set, for its support evidence."""
     from fashion_meta.model.data import load_task_dataset
 
     serving = manifest.get("serving")
@@ -186,9 +187,9 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
     new_groups = sorted(set(serving.get("all_user_groups", [])) | set(held.get("user_groups", [])))
     base = loaded.params()
     param_sets = {serve.BASE: serve.to_numpy_params(base)}
-    positives: dict[str, np.ndarray] = {}  # adapted set -> its support purchases (the support evidence)
+    bought: dict[str, np.ndarray] = {}  # adapted set -> its support purchases (the support evidence)
     if not new_categories and not new_groups:
-        return param_sets, {}, {}, positives
+        return param_sets, {}, {}, bought
     listed = {t["task_id"] for t in manifest["tasks"] if t["role"] in UNIT_ROLES}
     dataset = load_task_dataset(folder, roles=UNIT_ROLES, spec=loaded.spec) if listed else None
     units = {t.task_id: t for t in (dataset.tasks if dataset else ())}
@@ -210,7 +211,7 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
             support = replace(support, article_features=launch.hide(loaded.spec, support.article_features))
         adapted = adapter(loaded.model, base, support.to(device))
         param_sets[task_id] = serve.to_numpy_params(adapted)
-        positives[task_id] = task.support.article_ids[task.support.labels.cpu().numpy() > 0.5]
+        bought[task_id] = task.support.article_ids[task.support.labels.cpu().numpy() > 0.5]
         moved = sum(float((adapted[k].detach() - base[k]).abs().sum()) for k in base)
         record.update(mode=adapted_mode, seconds=round(time.monotonic() - started, 3), parameter_change_l1=moved)
         summary.adaptation[name] = record
@@ -218,7 +219,7 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
 
     by_category = {c: resolve(f"{c}|*", f"category {c}") for c in new_categories}
     by_group = {g: resolve(f"*|{g}", f"user group {g}") for g in new_groups}
-    return param_sets, by_category, by_group, positives
+    return param_sets, by_category, by_group, bought
 
 
 # ------------------------------------------------------------------------------------------------ plan

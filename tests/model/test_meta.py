@@ -161,8 +161,9 @@ def test_meta_training_beats_no_adaptation_on_a_planted_signal(planted, tmp_path
     torch.manual_seed(0)
     model = _model(planted, hidden=())
     val = planted.by_role("validation")
+    # unit episodes off: pooling a group's categories mixes their opposite rotations, which this signal is not
     config = MetaConfig(method="maml", epochs=15, patience=15, inner_steps=2, inner_lr=3.0, outer_lr=0.03,
-                        meta_batch=4, seed=0, progress=False)
+                        meta_batch=4, seed=0, progress=False, unit_episodes=False)
     untrained = evaluate_tasks(model, None, val, steps=2, lr=3.0)
     result = meta_train(model, planted.by_role("train"), val, config, log_dir=tmp_path)
     best = result.best

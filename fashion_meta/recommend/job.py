@@ -37,6 +37,7 @@ from fashion_meta import fs, lake, schemas
 from fashion_meta.errors import InputError, UsageError
 
 from . import serve
+from .scoring import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -317,15 +318,12 @@ def _score_driver(customers: DataFrame, plan: serve.ServingPlan, staging: str, c
     if "://" in staging and not staging.startswith("file://"):
         raise UsageError("[recommend] engine = driver writes its staging files locally: use engine = spark on a "
                          "remote lake")
-    import torch
-
-    if plan.threads:
-        torch.set_num_threads(plan.threads)
     table = customers.orderBy("customer_id").toArrow()
     Path(staging).mkdir(parents=True, exist_ok=False)
-    for i, start in enumerate(range(0, table.num_rows, chunk)):
-        out = serve.score_batch(table.slice(start, chunk), plan)
-        pq.write_table(out, f"{staging}/part-{i:05d}.parquet")
+    with torch_threads(plan.threads or None):  # restored after: the driver process goes on with other stages
+        for i, start in enumerate(range(0, table.num_rows, chunk)):
+            out = serve.score_batch(table.slice(start, chunk), plan)
+            pq.write_table(out, f"{staging}/part-{i:05d}.parquet")
 
 
 def run_recommend(spark: SparkSession, lake_root: str, run_date: dt.date, registry: str | Path,
@@ -347,9 +345,13 @@ def run_recommend(spark: SparkSession, lake_root: str, run_date: dt.date, regist
     summary = RecommendSummary(run_date.isoformat(), loaded.version, engine, device)
 
     t0 = time.monotonic()
-    param_sets, by_category, by_group, positives = _adapt_units(loaded, folder, manifest, params, device, summary)
-    plan = build_plan(loaded, articles, group_category, param_sets, by_category, by_group, run_date, params, device,
-                      positives)
+    # one torch thread: adapted parameters and article vectors are then the same bits on every rerun, whatever the
+    # driver's core count or an earlier stage of this process left set (the thread count moves a product's last bit)
+    with torch_threads(1):
+        param_sets, by_category, by_group, positives = _adapt_units(loaded, folder, manifest, params, device,
+                                                                    summary)
+        plan = build_plan(loaded, articles, group_category, param_sets, by_category, by_group, run_date, params,
+                          device, positives)
     summary.seconds["adapt_and_plan"] = round(time.monotonic() - t0, 2)
     summary.categories = len(plan.categories)
     for category in plan.categories:

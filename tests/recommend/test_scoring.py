@@ -219,3 +219,15 @@ def test_cuda_matches_cpu_on_exact_scores():
     codes = np.arange(2000) // 5
     kwargs = {"exclude": exclude, "product_codes": codes, "max_per_product": 2, "block_rows": 128}
     assert_same(top_n_blocked(x, y, 12, device="cuda", **kwargs), top_n_blocked(x, y, 12, **kwargs))
+
+
+def test_torch_threads_pins_the_count_and_restores_it_even_on_error():
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="boom"), scoring.torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with scoring.torch_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads must be >= 1"), scoring.torch_threads(0):
+        pass

@@ -17,9 +17,10 @@ from fashion_meta.model.towers import ModelConfig, build_model, parameter_names
 from .conftest import plans, write_task_dataset
 
 
-def _model(dataset, hidden=(8,), seed=0):
+def _model(dataset, hidden=(8,), seed=0, evidence=True):
     spec = dataset.spec
-    return build_model(spec.customer_input_dim, spec.article_input_dim, ModelConfig(hidden=hidden, dim=4), seed=seed)
+    return build_model(spec.customer_input_dim, spec.article_input_dim,
+                       ModelConfig(hidden=hidden, dim=4, evidence=evidence), seed=seed)
 
 
 def _mse(model, params, batch):
@@ -159,7 +160,10 @@ def test_meta_training_beats_no_adaptation_on_a_planted_signal(planted, tmp_path
     # Each task rotates the customer-article affinity by its own angle; averaged over tasks the signal cancels,
     # so only adaptation can find it. A base-rate predictor (20 % positives) has BCE 0.5004.
     torch.manual_seed(0)
-    model = _model(planted, hidden=())
+    # no support evidence: every planted article id shares one product code, so the product log-count (~2.8) at its
+    # 0.5 prior adds the same large logit to every row (untrained loss 1.81) and 15 epochs at outer_lr 0.03 do not
+    # undo it (best 0.528, measured); the evidence has its own tests (test_evidence.py), this one is about MAML
+    model = _model(planted, hidden=(), evidence=False)
     val = planted.by_role("validation")
     # unit episodes off: pooling a group's categories mixes their opposite rotations, which this signal is not
     config = MetaConfig(method="maml", epochs=15, patience=15, inner_steps=2, inner_lr=3.0, outer_lr=0.03,

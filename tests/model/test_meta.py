@@ -160,9 +160,10 @@ def test_meta_training_beats_no_adaptation_on_a_planted_signal(planted, tmp_path
     # Each task rotates the customer-article affinity by its own angle; averaged over tasks the signal cancels,
     # so only adaptation can find it. A base-rate predictor (20 % positives) has BCE 0.5004.
     torch.manual_seed(0)
-    # no support evidence: every planted article id shares one product code, so the product log-count (~2.8) at its
-    # 0.5 prior adds the same large logit to every row (untrained loss 1.81) and 15 epochs at outer_lr 0.03 do not
-    # undo it (best 0.528, measured); the evidence has its own tests (test_evidence.py), this one is about MAML
+    # no support evidence: a task's planted article ids differ only in their last 3 digits, i.e. share one product
+    # code, so the product log-count (~2.8) at its 0.5 prior adds the same large logit to every row (untrained loss
+    # 1.81) and 15 epochs at outer_lr 0.03 do not undo it (best 0.528, measured); the evidence has its own tests
+    # (test_evidence.py), this one is about MAML
     model = _model(planted, hidden=(), evidence=False)
     val = planted.by_role("validation")
     # unit episodes off: pooling a group's categories mixes their opposite rotations, which this signal is not

@@ -222,12 +222,17 @@ def test_cuda_matches_cpu_on_exact_scores():
 
 
 def test_torch_threads_pins_the_count_and_restores_it_even_on_error():
-    before = torch.get_num_threads()
-    with pytest.raises(RuntimeError, match="boom"), scoring.torch_threads(1):
-        assert torch.get_num_threads() == 1
-        raise RuntimeError("boom")
-    assert torch.get_num_threads() == before
-    with scoring.torch_threads(None):
-        assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="threads must be >= 1"), scoring.torch_threads(0):
-        pass
+    original = torch.get_num_threads()
+    torch.set_num_threads(2)  # a known count other than the pinned one, so a missing restore shows
+    try:
+        with pytest.raises(RuntimeError, match="boom"), scoring.torch_threads(1):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("boom")
+        assert torch.get_num_threads() == 2
+        with scoring.torch_threads(None):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="threads must be >= 1"), scoring.torch_threads(0):
+            pass
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(original)

@@ -433,10 +433,9 @@ def registry_path(ctx: Context) -> Path:
 
 def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: bool = True) -> str:
     """Train on the task files of ``run_date``; ``promote``: "gate" (promotion gate), "force" or "never"."""
-    import torch
-
     from fashion_meta.errors import InputError
     from fashion_meta.model.meta import MetaConfig
+    from fashion_meta.model.threads import torch_threads
     from fashion_meta.model.towers import ModelConfig
     from fashion_meta.model.train import train
     from fashion_meta.model.transfer import PretrainConfig
@@ -446,8 +445,6 @@ def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: boo
     folder = Path(task_files_path(ctx.lake, ctx.cfg.get("tasks.files_dir"), run_date))
     if not (folder / MANIFEST).is_file():
         raise InputError(f"no task files for {run_date} in {folder}: run `fashion-meta tasks --run-date {run_date}` first")
-    if t["threads"] > 0:
-        torch.set_num_threads(t["threads"])
     method, seed = t["method"], ctx.cfg.get("run.seed")
     model_config = ModelConfig(hidden=tuple(t["hidden"]), dim=t["dim"])
     meta = None if method == "transfer" else MetaConfig(
@@ -457,11 +454,14 @@ def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: boo
     )
     pretrain = PretrainConfig(epochs=t["epochs"], patience=t["patience"], seed=seed) if method == "transfer" else None
     try:
-        result = train(folder, registry_path(ctx), method, device=t["device"], seed=seed, model_config=model_config,
-                       meta_config=meta, pretrain_config=pretrain, promote=promote == "force", progress=progress,
-                       tracking=t["tracking"], tracking_uri=t["tracking_uri"],
-                       new_category_days=ctx.cfg.get("vocabulary.new_category_days"),
-                       min_category_history=ctx.cfg.get("vocabulary.min_category_history"))
+        # the thread count is restored after: the nightly goes on to other stages in this process
+        with torch_threads(t["threads"] if t["threads"] > 0 else None):
+            result = train(folder, registry_path(ctx), method, device=t["device"], seed=seed,
+                           model_config=model_config, meta_config=meta, pretrain_config=pretrain,
+                           promote=promote == "force", progress=progress,
+                           tracking=t["tracking"], tracking_uri=t["tracking_uri"],
+                           new_category_days=ctx.cfg.get("vocabulary.new_category_days"),
+                           min_category_history=ctx.cfg.get("vocabulary.min_category_history"))
     except ValueError as exc:
         raise InputError(str(exc)) from None
     status = "registered, not promoted (--no-promote)" if promote == "never" else "current (forced)"

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fashion_meta.model.threads import torch_threads
+
 if TYPE_CHECKING:
     from pyspark.sql import Column
 
@@ -126,9 +128,7 @@ class TextEncoder:
         self.model_name = model
         self.max_length = max_length
         self.batch_size = batch_size
-        self.threads = threads
-        if threads is not None:
-            torch.set_num_threads(threads)
+        self.threads = threads  # torch threads while encoding (None: as is); restored after each call
         self.path = resolve_model_path(model)
         local = Path(self.path).is_dir()
         try:
@@ -152,12 +152,10 @@ class TextEncoder:
         """Unit-norm float32 vectors, shape (len(texts), dim), in the order of ``texts``."""
         import torch
 
-        if self.threads is not None and torch.get_num_threads() != self.threads:
-            torch.set_num_threads(self.threads)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         # Longest first, so batches hold texts of similar length (little padding) and a memory problem shows early.
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        with torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 batch = self._tokenizer(

@@ -35,9 +35,9 @@ from pyspark.sql import functions as F
 from fashion_meta import constants as C
 from fashion_meta import fs, lake, schemas
 from fashion_meta.errors import InputError, UsageError
+from fashion_meta.model.threads import torch_threads
 
 from . import serve
-from .scoring import torch_threads
 
 log = logging.getLogger(__name__)
 

@@ -45,6 +45,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from fashion_meta.model.threads import torch_threads
+
 _ROW_ALIGN = 32  # every CPU matrix product has a multiple of this many rows (see module docstring)
 _POOL_SLACK = 8  # pool entries beyond what the cap needs, so that ties at the n-th score rarely force a retry
 _POOL_GROWTH = 4
@@ -312,25 +314,6 @@ def _write(out: tuple[np.ndarray, np.ndarray, np.ndarray], rows: np.ndarray, col
     indices[rows[r], rank] = cols[r, p]
     scores[rows[r], rank] = vals[r, p]
     counts[rows] = np.minimum(taken[:, -1], n) if taken.shape[1] else 0
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` torch threads (None: as is), then restore the previous count. A CPU matrix
-    product's last bits depend on the thread count (measured: one category's article-tower vectors, 15 rows of 423
-    inputs, differed by up to 1.2e-7 between 1 and 2 threads), so work that must give the same numbers on every
-    rerun pins it."""
-    if threads is None:
-        yield
-        return
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 class _Timer:

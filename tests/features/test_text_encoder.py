@@ -62,6 +62,32 @@ def test_get_encoder_loads_once_per_arguments(encoder):
     assert get_encoder(DEFAULT_MODEL, 64, 4, None) is not encoder
 
 
+def test_encoding_runs_on_its_thread_count_and_restores_the_callers(encoder):
+    """A Spark Python worker encodes, then may score in the same process: no thread count may be left behind."""
+    import torch
+
+    pinned = get_encoder(DEFAULT_MODEL, 128, 4, 1)
+    model, seen = pinned._model, []
+
+    class Spy:
+        config = model.config
+
+        def __call__(self, **batch):
+            seen.append(torch.get_num_threads())
+            return model(**batch)
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        pinned._model = Spy()
+        vectors = pinned.encode([VEST_A, BOOTS])
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        pinned._model = model
+        torch.set_num_threads(previous)
+    np.testing.assert_allclose(vectors, encoder.encode([VEST_A, BOOTS]), atol=1e-6)
+
+
 def test_article_text_leaves_out_missing_blank_and_null_fields():
     full = {
         "prod_name": "Strap top",

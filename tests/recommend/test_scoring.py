@@ -219,20 +219,3 @@ def test_cuda_matches_cpu_on_exact_scores():
     codes = np.arange(2000) // 5
     kwargs = {"exclude": exclude, "product_codes": codes, "max_per_product": 2, "block_rows": 128}
     assert_same(top_n_blocked(x, y, 12, device="cuda", **kwargs), top_n_blocked(x, y, 12, **kwargs))
-
-
-def test_torch_threads_pins_the_count_and_restores_it_even_on_error():
-    original = torch.get_num_threads()
-    torch.set_num_threads(2)  # a known count other than the pinned one, so a missing restore shows
-    try:
-        with pytest.raises(RuntimeError, match="boom"), scoring.torch_threads(1):
-            assert torch.get_num_threads() == 1
-            raise RuntimeError("boom")
-        assert torch.get_num_threads() == 2
-        with scoring.torch_threads(None):
-            assert torch.get_num_threads() == 2
-        with pytest.raises(ValueError, match="threads must be >= 1"), scoring.torch_threads(0):
-            pass
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(original)

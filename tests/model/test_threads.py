@@ -1,0 +1,48 @@
+"""torch_threads pins and restores torch's thread count; the train command and the text encoder leave it as found."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+from fashion_meta.model.threads import torch_threads
+
+from .conftest import RUN_DATE
+
+
+def test_torch_threads_pins_the_count_and_restores_it_even_on_error():
+    torch.set_num_threads(2)  # a known count other than the pinned one, so a missing restore shows
+    with pytest.raises(RuntimeError, match="boom"), torch_threads(1):
+        assert torch.get_num_threads() == 1
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == 2
+    with torch_threads(None):
+        assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match="threads must be >= 1"), torch_threads(0):
+        pass
+    assert torch.get_num_threads() == 2
+
+
+def test_train_command_trains_on_its_thread_count_and_restores_the_callers(task_folder, tmp_path, capsys,
+                                                                          monkeypatch):
+    """The nightly runs train then recommend in one process; a count left behind changed recommend's last bits."""
+    from fashion_meta.cli import main
+    from fashion_meta.model import train as train_module
+
+    seen = []
+    real_train = train_module.train
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train", spy)
+    lake = tmp_path / "lake"
+    shutil.copytree(task_folder, lake / "task_files" / f"run_date={RUN_DATE}")
+    torch.set_num_threads(2)  # the default [train] threads is 1
+    code = main(["train", "--run-date", RUN_DATE.isoformat(), "--lake", str(lake), "--epochs", "1", "--no-progress",
+                 "--force-promote"])
+    assert code == 0, capsys.readouterr().err
+    assert seen == [1] and torch.get_num_threads() == 2

@@ -553,7 +553,11 @@ def _int_list(value: str | None, what: str) -> list[int] | None:
 def cmd_evaluate(ctx: Context) -> str:
     """Run the offline evaluation for every seed and write the report."""
     from fashion_meta.evaluation.report import write_report
-    from fashion_meta.evaluation.run import EvalParams, records_to_json, run_evaluation
+    from fashion_meta.evaluation.run import (
+        EvalParams, load_seed_records, records_to_json, run_evaluation, save_seed_records, seed_fingerprint,
+    )
+    from fashion_meta.runlog import code_version
+    from fashion_meta.spark import release_memory
     from fashion_meta.synth.generator import ShopSpec, generate_shop
 
     a, e = ctx.args, ctx.cfg["evaluate"]
@@ -584,10 +588,24 @@ def cmd_evaluate(ctx: Context) -> str:
             train_per_k=bool(a.train_per_k if a.train_per_k is not None else e["train_per_k"]),
         )
         params.validate()  # before generating a shop
+        seed_dir = out / "work" / f"seed={seed}"
+        fingerprint = seed_fingerprint(params, a.input or f"generated {shape}", code_version())
+        earlier = load_seed_records(seed_dir, fingerprint)
+        if earlier is not None:
+            log.info("evaluate: seed %d: %d records of an earlier run with the same settings and code reused "
+                     "(delete %s to evaluate it again)", seed, len(earlier), seed_dir / "records.json")
+            records += earlier
+            ctx.counts["evaluate.seeds_reused"] = ctx.counts.get("evaluate.seeds_reused", 0) + 1
+            continue
         if a.input is None and not Path(source, "transactions_train.csv").is_file():
             generate_shop(spec, source)
-        records += records_to_json(run_evaluation(ctx.spark, source, str(out), params,
-                                                  progress=lambda line: log.info("evaluate: %s", line)))
+        found = records_to_json(run_evaluation(ctx.spark, source, str(out), params,
+                                               progress=lambda line: log.info("evaluate: %s", line)))
+        save_seed_records(seed_dir, fingerprint, found)  # a later seed's failure does not lose this one
+        records += found
+        heap = release_memory(ctx.spark)
+        if heap is not None:
+            log.info("evaluate: seed %d: driver heap in use %d MiB, %d MiB after releasing caches", seed, *heap)
     held = {seed: json.loads((out / "work" / f"seed={seed}" / "holdout.json").read_text()) for seed in seeds}
     meta = {"cutoff": str(cutoff), "seeds": seeds, "holdout": held, "ks": list(ks), "methods": list(methods),
             "new_categories": a.holdout_categories, "new_groups": a.holdout_groups, "query_days": e["query_days"],

@@ -570,3 +570,44 @@ def _pick_groups(groups: DataFrame, params: EvalParams) -> list[str]:
 
 def records_to_json(records: Sequence[EvalRecord]) -> list[dict[str, Any]]:
     return [asdict(r) for r in records]
+
+
+# ------------------------------------------------------------------------------------------ per-seed records
+SEED_RECORDS = "records.json"
+
+
+def seed_fingerprint(params: EvalParams, source: str, code: str) -> dict[str, Any]:
+    """What a seed's records depend on: every knob, the input (folder or generated shape) and the code version."""
+    knobs = {k: (v.isoformat() if isinstance(v, dt.date) else list(v) if isinstance(v, tuple) else v)
+             for k, v in asdict(params).items()}
+    return {"params": knobs, "input": source, "code": code}
+
+
+def save_seed_records(seed_dir: Path, fingerprint: dict[str, Any], records: list[dict[str, Any]]) -> Path:
+    """Write one finished seed's records beside its work folder (temp file + rename: never half a file)."""
+    seed_dir.mkdir(parents=True, exist_ok=True)
+    path = seed_dir / SEED_RECORDS
+    tmp = path.with_name(f".{SEED_RECORDS}.tmp")
+    tmp.write_text(json.dumps({"fingerprint": fingerprint, "records": records}, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def load_seed_records(seed_dir: Path, fingerprint: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """A finished seed's records from an earlier run with the same fingerprint, else None (the seed is rerun).
+
+    A run that fails in its third seed keeps the first two: rerunning the same command reuses them."""
+    path = seed_dir / SEED_RECORDS
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        same, records = stored["fingerprint"] == fingerprint, stored["records"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("evaluate: %s is unreadable (%s): the seed is evaluated again", path, exc)
+        return None
+    if not same:
+        changed = sorted(k for k in ("params", "input", "code") if stored["fingerprint"].get(k) != fingerprint[k])
+        log.info("evaluate: %s was made with other %s: the seed is evaluated again", path, ", ".join(changed))
+        return None
+    return records

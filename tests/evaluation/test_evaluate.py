@@ -35,12 +35,19 @@ def test_pick_new_categories_takes_the_latest_launches(spark):
 
 def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
     out = tmp_path / "eval"
-    code = main(["evaluate", "--holdout-categories", "2", "--holdout-groups", "1", "--out", str(out), "--ks", "0,10",
-                 "--seeds", "1", "--methods", "fomaml,transfer", "--epochs", "3", "--customers", "300",
-                 "--articles", "150", "--categories", "8", "--days", "45", "--window-days", "14",
-                 "--lake", str(tmp_path / "lake")])  # its run-log row goes there, not into ./lake
+    args = ["evaluate", "--holdout-categories", "2", "--holdout-groups", "1", "--out", str(out), "--ks", "0,10",
+            "--seeds", "1", "--methods", "fomaml,transfer", "--epochs", "3", "--customers", "300",
+            "--articles", "150", "--categories", "8", "--days", "45", "--window-days", "14",
+            "--lake", str(tmp_path / "lake")]  # its run-log row goes there, not into ./lake
+    code = main(args)
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "metrics.json").read_text())
+    # the finished seed's records are kept: the same command again reuses them instead of evaluating again
+    assert (out / "work" / "seed=1" / "records.json").is_file()
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "seed 1: %d records of an earlier run" % len(report["records"]) in capsys.readouterr().err
+    assert json.loads((out / "metrics.json").read_text())["records"] == report["records"]
     records = report["records"]
     new = [r for r in records if r["set"] == "new_categories"]
     assert {r["k"] for r in new} == {0, 10}

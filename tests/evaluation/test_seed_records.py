@@ -1,0 +1,50 @@
+"""A finished seed's records are kept beside its work folder and reused by a rerun with the same fingerprint only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+from fashion_meta.evaluation.run import (
+    SEED_RECORDS, EvalParams, load_seed_records, save_seed_records, seed_fingerprint,
+)
+
+RECORDS = [{"set": "new_categories", "method": "fomaml", "k": 50, "seed": 1001, "metrics": {"ndcg@12": 0.25}}]
+
+
+def _fingerprint(**changes):
+    knobs = {"cutoff": dt.date(2020, 11, 20), "holdout_categories": "6", "ks": (0, 50), "seed": 1001, **changes}
+    params = EvalParams(**knobs)
+    return seed_fingerprint(params, "generated {'customers': 20000}", "0.1.0+abc1234")
+
+
+def test_a_saved_seed_is_reused_with_the_same_fingerprint(tmp_path):
+    fingerprint = _fingerprint()
+    assert json.loads(json.dumps(fingerprint)) == fingerprint  # JSON round trip keeps it equal (dates, tuples)
+    path = save_seed_records(tmp_path / "seed=1001", fingerprint, RECORDS)
+    assert path == tmp_path / "seed=1001" / SEED_RECORDS
+    assert [p.name for p in path.parent.iterdir()] == [SEED_RECORDS]  # no temp file left
+    assert load_seed_records(path.parent, _fingerprint()) == RECORDS
+
+
+def test_other_settings_code_or_input_rerun_the_seed(tmp_path, caplog):
+    seed_dir = tmp_path / "seed=1001"
+    save_seed_records(seed_dir, _fingerprint(), RECORDS)
+    with caplog.at_level(logging.INFO, logger="fashion_meta.evaluation.run"):
+        assert load_seed_records(seed_dir, _fingerprint(ks=(0, 10, 50))) is None
+    assert "other params" in caplog.text
+    other_code = {**_fingerprint(), "code": "0.1.0+fff0000"}
+    assert load_seed_records(seed_dir, other_code) is None
+    other_input = {**_fingerprint(), "input": "/data/hm"}
+    assert load_seed_records(seed_dir, other_input) is None
+    assert load_seed_records(tmp_path / "seed=1002", _fingerprint()) is None  # never run
+
+
+def test_an_unreadable_file_reruns_the_seed_with_a_warning(tmp_path, caplog):
+    seed_dir = tmp_path / "seed=1001"
+    seed_dir.mkdir()
+    (seed_dir / SEED_RECORDS).write_text('{"fingerprint": {"par', encoding="utf-8")  # cut short
+    with caplog.at_level(logging.WARNING, logger="fashion_meta.evaluation.run"):
+        assert load_seed_records(seed_dir, _fingerprint()) is None
+    assert "unreadable" in caplog.text

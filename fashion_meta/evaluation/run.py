@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -544,6 +545,9 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
     for k in sorted(params.ks):
         t0 = time.monotonic()
         k_lake = str(work / f"k={k}")
+        if Path(k_lake).exists():  # left by a run that did not finish this seed (no records.json): start it afresh
+            progress(f"seed {params.seed}: K={k}: removing {k_lake} of an unfinished earlier run")
+            shutil.rmtree(k_lake)
         build_k_lake(spark, source, k_lake, params, k, new_categories, group_members)
         found, models = evaluate_k(spark, k_lake, params, k, new_categories, new_groups, truth, group_of,
                                    group_members=group_members, trained=None if params.train_per_k else trained,

@@ -554,7 +554,8 @@ def cmd_evaluate(ctx: Context) -> str:
     """Run the offline evaluation for every seed and write the report."""
     from fashion_meta.evaluation.report import write_report
     from fashion_meta.evaluation.run import (
-        EvalParams, load_seed_records, records_to_json, run_evaluation, save_seed_records, seed_fingerprint,
+        SEED_RECORDS, EvalParams, load_seed_records, records_to_json, run_evaluation, save_seed_records,
+        seed_fingerprint,
     )
     from fashion_meta.runlog import code_version
     from fashion_meta.spark import release_memory
@@ -593,12 +594,18 @@ def cmd_evaluate(ctx: Context) -> str:
         earlier = load_seed_records(seed_dir, fingerprint)
         if earlier is not None:
             log.info("evaluate: seed %d: %d records of an earlier run with the same settings and code reused "
-                     "(delete %s to evaluate it again)", seed, len(earlier), seed_dir / "records.json")
+                     "(delete %s to evaluate it again)", seed, len(earlier), seed_dir / SEED_RECORDS)
             records += earlier
             ctx.counts["evaluate.seeds_reused"] = ctx.counts.get("evaluate.seeds_reused", 0) + 1
             continue
-        if a.input is None and not Path(source, "transactions_train.csv").is_file():
-            generate_shop(spec, source)
+        if a.input is None:
+            # a shop generated with another shape or seed under the same --out is generated again, not reused
+            made = seed_dir / "shop_spec.json"
+            wanted = json.dumps(asdict(spec), default=str, sort_keys=True)
+            if not (Path(source, "transactions_train.csv").is_file() and made.is_file()
+                    and made.read_text(encoding="utf-8") == wanted):
+                generate_shop(spec, source)
+                made.write_text(wanted, encoding="utf-8")
         found = records_to_json(run_evaluation(ctx.spark, source, str(out), params,
                                                progress=lambda line: log.info("evaluate: %s", line)))
         save_seed_records(seed_dir, fingerprint, found)  # a later seed's failure does not lose this one

@@ -184,23 +184,26 @@ def release_memory(spark: "SparkSession") -> tuple[int, int] | None:
 
     For a long run of many independent jobs in one process (the evaluation's seeds): the third seed of the default
     3-seed evaluation once failed with "Not enough memory to build and broadcast the table" on the 4g driver."""
-    spark.catalog.clearCache()
-    for table in spark.catalog.listTables():
-        if table.isTemporary:
-            spark.catalog.dropTempView(table.name)
     try:
         jvm = spark.sparkContext._jvm
         runtime = jvm.java.lang.Runtime.getRuntime()
     except Exception:  # noqa: BLE001 - no JVM behind this session
-        return None
+        jvm = runtime = None
 
-    def used() -> int:
+    def used() -> int | None:
+        if runtime is None:
+            return None
         jvm.java.lang.System.gc()
         return int((runtime.totalMemory() - runtime.freeMemory()) // (1 << 20))
 
     before = used()
-    try:
-        jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
-    except Exception as exc:  # noqa: BLE001 - without Delta (or another version) there is nothing to clear
-        log.debug("DeltaLog.clearCache not available: %s", exc)
-    return before, used()
+    spark.catalog.clearCache()
+    for table in spark.catalog.listTables():
+        if table.isTemporary:
+            spark.catalog.dropTempView(table.name)
+    if jvm is not None:
+        try:
+            jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
+        except Exception as exc:  # noqa: BLE001 - without Delta (or another version) there is nothing to clear
+            log.debug("DeltaLog.clearCache not available: %s", exc)
+    return None if before is None else (before, used())

@@ -44,6 +44,7 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
     report = json.loads((out / "metrics.json").read_text())
     # the finished seed's records are kept: the same command again reuses them instead of evaluating again
     assert (out / "work" / "seed=1" / "records.json").is_file()
+    assert '"customers": 300' in (out / "work" / "seed=1" / "shop_spec.json").read_text()  # the shop's shape, kept
     capsys.readouterr()
     assert main(args) == 0
     assert "seed 1: %d records of an earlier run" % len(report["records"]) in capsys.readouterr().err

@@ -446,7 +446,7 @@ def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: boo
     if not (folder / MANIFEST).is_file():
         raise InputError(f"no task files for {run_date} in {folder}: run `fashion-meta tasks --run-date {run_date}` first")
     method, seed = t["method"], ctx.cfg.get("run.seed")
-    model_config = ModelConfig(hidden=tuple(t["hidden"]), dim=t["dim"])
+    model_config = ModelConfig(hidden=tuple(t["hidden"]), dim=t["dim"], group_evidence=t["group_evidence"])
     meta = None if method == "transfer" else MetaConfig(
         method=method, inner_steps=t["inner_steps"], inner_lr=t["inner_lr"], outer_lr=t["outer_lr"],
         meta_batch=t["meta_batch"], epochs=t["epochs"], patience=t["patience"], adapt=t["adapt"] or None, seed=seed,

@@ -198,6 +198,7 @@ class Unit:
     name: str
     support: pa.Table
     per_category: dict[str, tuple[pa.Table, list[list[str]]]]  # category -> (customers table, truths)
+    kind: str = "category"  # or "user_group": what the support set stands for (ranking.SupportSet.unit)
 
 
 def _rankers(models: dict[str, Any], spec, tuned: dict[str, Any], seed: int) -> dict[str, Callable[[], Any]]:
@@ -226,7 +227,8 @@ def score_unit(make: Callable[[], Any], unit: Unit, candidates: dict[str, pa.Tab
     ranker = make()
     if unit.support.num_rows == 0 and ranker.name == "from_scratch":
         return {}  # nothing to train on at K = 0
-    ranker.fit(SupportSet(interactions=unit.support, candidates={c: candidates[c] for c in unit.per_category}))
+    ranker.fit(SupportSet(interactions=unit.support, candidates={c: candidates[c] for c in unit.per_category},
+                          unit=unit.kind))
     out: dict[str, list[float]] = {}
     for category, (customers, truths) in unit.per_category.items():
         ids, _ = ranker.recommend(customers, category, n)
@@ -442,7 +444,7 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
                 t = pa.table({"customer_id": keys, "truth": [truth_rows[(c, category)] for c in keys]})
                 per_category[category] = _customers_for(t, customers, group_category, category, group_of)
         if per_category:
-            units["new_groups"].append(Unit(group, support_of(f"*|{group}"), per_category))
+            units["new_groups"].append(Unit(group, support_of(f"*|{group}"), per_category, kind="user_group"))
     for category in warm_cats:
         t = truth.filter(pc.equal(truth.column("category"), category))
         t = t.filter(pc.invert(pc.is_in(t.column("customer_id"), pa.array(

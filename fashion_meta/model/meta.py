@@ -208,7 +208,8 @@ def hide_columns(batch: Batch, columns: Sequence[int], n_features: int) -> Batch
     return replace(batch, article_features=af)
 
 
-def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: int) -> list[Task]:
+def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: int, *,
+               group_evidence: bool = True) -> list[Task]:
     """Episodes shaped like the units the system adapts to: each category over all its user groups
     ("<category>|*", a new category) and each user group over all its categories ("*|<group>", a new group).
 
@@ -217,7 +218,8 @@ def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: 
     dropped (support stays strictly earlier, as at serving); a key with one slice, or with no support purchase
     left, gives no episode. The pooled splits are subsampled (seeded) to ``support_rows`` / ``query_rows`` so a
     unit episode costs about as much as the K = 50 support sets it stands for. Support evidence is recomputed on
-    the pooled support.
+    the pooled support; a user group's episode gets none unless ``group_evidence`` (``ModelConfig.group_evidence``:
+    the same rule as at serving).
     """
     gen = torch.Generator().manual_seed(seed)
     out = []
@@ -237,7 +239,10 @@ def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: 
                 continue
             support = _subsample(support.select(earlier), support_rows, gen)
             query = _subsample(query, query_rows, gen)
-            support, query = with_support_evidence(support, query)
+            if kind == "category" or group_evidence:
+                support, query = with_support_evidence(support, query)
+            else:
+                support, query = support.with_evidence(None), query.with_evidence(None)
             task_id = f"{key}|*" if kind == "category" else f"*|{key}"
             out.append(Task(task_id, key if kind == "category" else "*", key if kind == "user_group" else "*",
                             members[0].role, support, query))
@@ -315,13 +320,14 @@ def meta_train(
     _check_roles(val_tasks, "validation")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
+    group_evidence = model.config.uses_evidence(group_unit=True)
     train = [t.to(device) for t in _usable(train_tasks)]
     val = [t.to(device) for t in _usable(val_tasks)]
     if not train:
         raise ValueError("no train-role task has both support and query rows")
     if config.unit_episodes:
         train += [t.to(device) for t in _usable(unit_tasks(train, config.unit_support, config.unit_query,
-                                                           config.seed))]
+                                                           config.seed, group_evidence=group_evidence))]
     method = config.spec
     names = parameter_names(model, config.adapt_selection)
     lrs = init_inner_lrs(model, names, config.inner_lr) if method.learn_lrs else None
@@ -352,7 +358,8 @@ def meta_train(
                 for i in chunk:
                     support = _subsample(train[i].support, config.support_size, gen)
                     query = _subsample(train[i].query, config.query_size, gen)
-                    if config.support_size is not None:  # the evidence counts the support rows actually used
+                    # the evidence counts the support rows actually used (none for a group unit, as at serving)
+                    if config.support_size is not None and (train[i].category != "*" or group_evidence):
                         support, query = with_support_evidence(support, query)
                     # a launch is a category's, never a user group's (whose categories keep their history)
                     launch = (bool(cold_columns) and config.cold_fraction > 0 and train[i].category != "*"

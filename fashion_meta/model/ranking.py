@@ -37,7 +37,7 @@ from .towers import LOWER_PREFIXES, ModelConfig, Params, TwoTower, build_model, 
 from .transfer import fine_tune, from_scratch
 
 __all__ = [
-    "SupportSet", "Ranker", "PopularityRanker", "GroupPopularityRanker", "ContentRanker", "ModelRanker",
+    "SupportSet", "UNIT_KINDS", "Ranker", "PopularityRanker", "GroupPopularityRanker", "ContentRanker", "ModelRanker",
     "AdaptingRanker", "FromScratchRanker", "meta_ranker", "transfer_ranker", "adapted_ranker", "to_table",
 ]
 
@@ -68,12 +68,25 @@ def _ids(table: pa.Table, column: str) -> np.ndarray:
     return table.column(column).to_numpy(zero_copy_only=False).astype(str).astype(object)
 
 
+UNIT_KINDS = ("category", "user_group")
+
+
 @dataclass(frozen=True)
 class SupportSet:
-    """What a ranker may learn from: labelled support interactions and candidate articles per category."""
+    """What a ranker may learn from: labelled support interactions and candidate articles per category.
+
+    ``unit``: what the support set stands for, a new ``"category"`` (its purchases over every user group) or a new
+    ``"user_group"`` (its purchases over every category); a model ranker gives a group no support evidence unless
+    its config says so (``ModelConfig.group_evidence``).
+    """
 
     interactions: TableLike
     candidates: Mapping[str, TableLike]
+    unit: str = "category"
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNIT_KINDS:
+            raise ValueError(f"unit must be one of {', '.join(UNIT_KINDS)}, got {self.unit!r}")
 
 
 @runtime_checkable
@@ -94,6 +107,7 @@ class _BaseRanker:
 
     def __init__(self) -> None:
         self._candidates: dict[str, pa.Table] | None = None
+        self._unit = "category"
 
     def fit(self, support: SupportSet) -> _BaseRanker:
         candidates = {}
@@ -104,6 +118,7 @@ class _BaseRanker:
                 raise ValueError(f"category {category!r}: duplicate candidate article_id")
             candidates[category] = table.take(pa.array(np.argsort(ids.astype(str), kind="stable")))
         interactions = to_table(support.interactions)
+        self._unit = support.unit
         self._fit(interactions)
         self._candidates = candidates
         return self
@@ -297,8 +312,11 @@ class AdaptingRanker(ModelRanker):
             return
         if self.launch is not None:
             batch = replace(batch, article_features=self.launch.hide(self.spec, batch.article_features))
-        batch, _ = with_support_evidence(batch)
-        self._support_positives = batch.article_ids[batch.labels.numpy() > 0.5]
+        if self.model.config.uses_evidence(group_unit=self._unit == "user_group"):
+            batch, _ = with_support_evidence(batch)
+            self._support_positives = batch.article_ids[batch.labels.numpy() > 0.5]
+        else:  # no evidence in adaptation, none on the candidates
+            batch, self._support_positives = batch.with_evidence(None), None
         self.adapted = self.adapter(self.model, self.params, batch.to(self.device))
 
     def _active_params(self) -> Params:

@@ -13,7 +13,10 @@ Why this shape fits cold start and nightly batch scoring:
 - Support evidence (``evidence.py``): after adaptation, the article side also sees how often the support set's
   purchases name the article and its product, weighted by ``head.support_evidence`` (meta-learned from a prior of
   0.5 per log-count; without a support set the evidence is zero, and so is the term). It rides in the bias
-  coordinate too, so batch scoring stays one matrix product per (category, parameter set).
+  coordinate too, so batch scoring stays one matrix product per (category, parameter set). A new user group's
+  adaptation gets none by default (``ModelConfig.group_evidence``): its K purchases spread over every category,
+  one or two per article, and on the development seed the evidence weight learnt for a category's launch made
+  new groups worse (RESULTS.md).
 - Parameters are split by name: ``lower.*`` (the MLP bodies, general-purpose representations) and ``head.*``
   (the last linear maps and the bias). Head-only adaptation (ANIL) and transfer fine-tuning with frozen lower
   layers select parameters by these prefixes; adaptation moves only a few thousand numbers.
@@ -55,6 +58,8 @@ class ModelConfig:
     dim: int = 32
     bias: bool = True
     evidence: bool = True  # head.support_evidence: weights of the support evidence (evidence.py)
+    # also give a new user group's adaptation its support evidence (its K purchases spread over every category)
+    group_evidence: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -63,9 +68,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
-        # models saved before support evidence existed have no such weights
+        # models saved before support evidence existed have no such weights; models saved before group_evidence
+        # existed gave every unit its evidence
         return cls(hidden=tuple(int(h) for h in d["hidden"]), dim=int(d["dim"]), bias=bool(d["bias"]),
-                   evidence=bool(d.get("evidence", False)))
+                   evidence=bool(d.get("evidence", False)), group_evidence=bool(d.get("group_evidence", True)))
+
+    def uses_evidence(self, *, group_unit: bool) -> bool:
+        """Whether adapting to a unit (a new category, or a new user group when ``group_unit``) uses support evidence."""
+        return self.evidence and (self.group_evidence or not group_unit)
 
 
 def _mlp(in_dim: int, hidden: Sequence[int]) -> nn.Module:

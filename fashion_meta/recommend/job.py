@@ -210,9 +210,14 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
         support = task.support
         if launch is not None:  # a launching category's support is seen as in meta-training (model/launch.py)
             support = replace(support, article_features=launch.hide(loaded.spec, support.article_features))
+        # a new user group gets no support evidence unless the model's config says so (model/towers.py)
+        evidence = loaded.model.config.uses_evidence(group_unit=task_id.startswith("*|"))
+        if not evidence:
+            support = support.with_evidence(None)
         adapted = adapter(loaded.model, base, support.to(device))
         param_sets[task_id] = serve.to_numpy_params(adapted)
-        bought[task_id] = task.support.article_ids[task.support.labels.cpu().numpy() > 0.5]
+        if evidence:
+            bought[task_id] = task.support.article_ids[task.support.labels.cpu().numpy() > 0.5]
         moved = sum(float((adapted[k].detach() - base[k]).abs().sum()) for k in base)
         record.update(mode=adapted_mode, seconds=round(time.monotonic() - started, 3), parameter_change_l1=moved)
         summary.adaptation[name] = record

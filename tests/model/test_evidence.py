@@ -139,3 +139,46 @@ def test_adapting_ranker_and_serving_vectors_use_the_support_evidence():
     v = article_vectors(model, params, inputs, "cpu", ev)
     np.testing.assert_allclose(v[:, -1] - article_vectors(model, params, inputs, "cpu")[:, -1],
                                5.0 * ev[:, 0], rtol=1e-5)
+
+
+def test_a_new_user_group_gets_no_support_evidence_unless_configured():
+    from fashion_meta.model.ranking import SupportSet, meta_ranker
+    from fashion_meta.model.spec import FeatureSpec
+
+    spec = FeatureSpec.fit(pa.table({"f": [1.0, 2.0], "g": [0.5, 1.5], "cv": [[0.1, 0.2], [0.3, 0.1]],
+                                     "av": [[0.2, 0.2], [0.1, 0.4]]}),
+                           customer_columns=["f"], article_columns=["g"], customer_vector="cv", article_vector="av",
+                           vector_dim=2)
+    same = {"g": [1.0] * 3, "av": [[0.2, 0.3]] * 3}  # identical inputs: only the evidence can order them
+    candidates = pa.table({"article_id": ["0100000001", "0100000002", "0200000001"], **same})
+    support = pa.table({"customer_id": ["x", "y"], "article_id": ["0200000001", "0100000002"], "label": [1, 0],
+                        "category": ["C", "D"], "user_group": ["g", "g"], "f": [1.0, 1.0], "cv": [[0.1, 0.1]] * 2,
+                        "g": [1.0, 1.0], "av": [[0.2, 0.3]] * 2})
+    customers = pa.table({"customer_id": ["z"], "user_group": ["g"], "f": [1.0], "cv": [[0.1, 0.1]]})
+    top = {}
+    for group_evidence in (False, True):
+        config = ModelConfig(hidden=(4,), dim=2, group_evidence=group_evidence)
+        model = build_model(spec.customer_input_dim, spec.article_input_dim, config, seed=0)
+        params = {n: p.detach().clone() for n, p in model.named_parameters()}
+        params["head.support_evidence.weight"] = torch.tensor([[5.0, 0.0]])
+        for unit in ("category", "user_group"):
+            ranker = meta_ranker(model, params, spec, method="maml", steps=1, lr=0.1).fit(
+                SupportSet(interactions=support, candidates={"C": candidates}, unit=unit))
+            ids, scores = ranker.recommend(customers, "C", 3)
+            top[group_evidence, unit] = (ids[0][0], scores[0][0] - scores[0][1])
+    assert top[False, "category"][0] == "0200000001" and top[False, "category"][1] > 1.0  # 5 x log(2) = 3.5
+    assert top[False, "user_group"][1] == 0.0  # no evidence: the three identical articles tie exactly
+    assert top[True, "user_group"] == top[True, "category"]  # configured: the group sees the counts too
+    with pytest.raises(ValueError, match="unit must be one of"):
+        SupportSet(interactions=support, candidates={}, unit="shop")
+
+
+def test_group_evidence_in_model_cards():
+    fresh = ModelConfig()
+    assert fresh.evidence and not fresh.group_evidence
+    assert ModelConfig.from_dict(fresh.to_dict()) == fresh
+    # a card written before the option existed: its model was trained and served with evidence for groups too
+    old = ModelConfig.from_dict({"hidden": [8], "dim": 4, "bias": True, "evidence": True})
+    assert old.uses_evidence(group_unit=True) and old.uses_evidence(group_unit=False)
+    assert not fresh.uses_evidence(group_unit=True) and fresh.uses_evidence(group_unit=False)
+    assert not ModelConfig(evidence=False, group_evidence=True).uses_evidence(group_unit=True)

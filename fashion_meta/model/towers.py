@@ -14,9 +14,8 @@ Why this shape fits cold start and nightly batch scoring:
   purchases name the article and its product, weighted by ``head.support_evidence`` (meta-learned from a prior of
   0.5 per log-count; without a support set the evidence is zero, and so is the term). It rides in the bias
   coordinate too, so batch scoring stays one matrix product per (category, parameter set). A new user group's
-  adaptation gets none by default (``ModelConfig.group_evidence``): its K purchases spread over every category,
-  one or two per article, and on the development seed the evidence weight learnt for a category's launch made
-  new groups worse (RESULTS.md).
+  adaptation can do without (``ModelConfig.group_evidence = False``: its K purchases spread over every category,
+  one or two per article); on the development seed that changed little (RESULTS.md), so the default keeps it.
 - Parameters are split by name: ``lower.*`` (the MLP bodies, general-purpose representations) and ``head.*``
   (the last linear maps and the bias). Head-only adaptation (ANIL) and transfer fine-tuning with frozen lower
   layers select parameters by these prefixes; adaptation moves only a few thousand numbers.
@@ -59,7 +58,7 @@ class ModelConfig:
     bias: bool = True
     evidence: bool = True  # head.support_evidence: weights of the support evidence (evidence.py)
     # also give a new user group's adaptation its support evidence (its K purchases spread over every category)
-    group_evidence: bool = False
+    group_evidence: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

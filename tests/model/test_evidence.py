@@ -141,7 +141,7 @@ def test_adapting_ranker_and_serving_vectors_use_the_support_evidence():
                                5.0 * ev[:, 0], rtol=1e-5)
 
 
-def test_a_new_user_group_gets_no_support_evidence_unless_configured():
+def test_a_new_user_group_gets_support_evidence_only_if_configured():
     from fashion_meta.model.ranking import SupportSet, meta_ranker
     from fashion_meta.model.spec import FeatureSpec
 
@@ -168,17 +168,18 @@ def test_a_new_user_group_gets_no_support_evidence_unless_configured():
             top[group_evidence, unit] = (ids[0][0], scores[0][0] - scores[0][1])
     assert top[False, "category"][0] == "0200000001" and top[False, "category"][1] > 1.0  # 5 x log(2) = 3.5
     assert top[False, "user_group"][1] == 0.0  # no evidence: the three identical articles tie exactly
-    assert top[True, "user_group"] == top[True, "category"]  # configured: the group sees the counts too
+    assert top[True, "user_group"] == top[True, "category"]  # the default: the group sees the counts too
     with pytest.raises(ValueError, match="unit must be one of"):
         SupportSet(interactions=support, candidates={}, unit="shop")
 
 
 def test_group_evidence_in_model_cards():
     fresh = ModelConfig()
-    assert fresh.evidence and not fresh.group_evidence
-    assert ModelConfig.from_dict(fresh.to_dict()) == fresh
+    assert fresh.evidence and fresh.group_evidence
+    off = ModelConfig(group_evidence=False)
+    assert ModelConfig.from_dict(off.to_dict()) == off and ModelConfig.from_dict(fresh.to_dict()) == fresh
     # a card written before the option existed: its model was trained and served with evidence for groups too
     old = ModelConfig.from_dict({"hidden": [8], "dim": 4, "bias": True, "evidence": True})
     assert old.uses_evidence(group_unit=True) and old.uses_evidence(group_unit=False)
-    assert not fresh.uses_evidence(group_unit=True) and fresh.uses_evidence(group_unit=False)
+    assert not off.uses_evidence(group_unit=True) and off.uses_evidence(group_unit=False)
     assert not ModelConfig(evidence=False, group_evidence=True).uses_evidence(group_unit=True)

@@ -83,7 +83,7 @@ def test_unit_tasks_pool_categories_and_groups(tmp_path):
     np.testing.assert_allclose(np.expm1(a.query.evidence[:, 0].numpy()), expected, atol=1e-4)
     small = unit_tasks(tasks, support_rows=7, query_rows=5, seed=0)
     assert all(len(t.support) == 7 and len(t.query) == 5 for t in small)
-    # a group unit keeps its evidence only when asked (ModelConfig.group_evidence, off by default)
+    # a group unit keeps its evidence unless told otherwise (ModelConfig.group_evidence = False)
     assert units["*|g1"].support.evidence is not None and units["*|g1"].query.evidence is not None
     plain = {t.task_id: t for t in unit_tasks(tasks, support_rows=10_000, query_rows=10_000, seed=0,
                                                group_evidence=False)}

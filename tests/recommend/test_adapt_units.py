@@ -16,7 +16,7 @@ pytest.importorskip("pyspark")  # recommend.job imports Spark at module level
 
 
 @pytest.mark.parametrize("group_evidence", [False, True])
-def test_new_group_adapts_without_support_evidence_unless_configured(tmp_path, group_evidence):
+def test_new_group_adapts_with_support_evidence_only_if_configured(tmp_path, group_evidence):
     from fashion_meta.model.checkpoint import load_model
     from fashion_meta.model.data import load_task_dataset
     from fashion_meta.model.train import train

@@ -413,7 +413,8 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
         models = {}
         for method in params.methods:
             meta = MetaConfig(epochs=params.epochs, patience=5, seed=params.seed) if method != "transfer" else None
-            pre = PretrainConfig(epochs=params.epochs, patience=5, seed=params.seed) if method == "transfer" else None
+            # transfer's pretraining; also the start of a meta-learner whose MetaConfig.init is "pretrained"
+            pre = PretrainConfig(epochs=params.epochs, patience=5, seed=params.seed)
             train(folder, registry, method, seed=params.seed, meta_config=meta, pretrain_config=pre, version=method,
                   promote=False, progress=False, device="cpu")
             models[method] = load_model(registry, method)

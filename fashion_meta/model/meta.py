@@ -123,6 +123,9 @@ METHODS: dict[str, MethodSpec] = {
 }
 
 
+META_INITS = ("random", "pretrained")
+
+
 @dataclass(frozen=True)
 class MetaConfig:
     """Meta-training hyperparameters (all keyword arguments with defaults)."""
@@ -143,10 +146,16 @@ class MetaConfig:
     unit_support: int = 250  # rows of a unit episode's support (K=50 purchases with 4 negatives each)
     unit_query: int = 500
     query_size: int | None = None
+    # where meta-training starts: "random" (the seeded initialisation) or "pretrained" (first the transfer
+    # learner's supervised pretraining on the same train tasks, train.py; the start is validated as epoch 0, so
+    # early stopping can keep it)
+    init: str = "random"
     seed: int = 0
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.init not in META_INITS:
+            raise ValueError(f"init must be one of {', '.join(META_INITS)}, got {self.init!r}")
         if self.method not in METHODS:
             raise ValueError(f"unknown meta-learner {self.method!r} (one of {', '.join(METHODS)})")
         if self.adapt not in (None, "all", "head"):
@@ -306,12 +315,16 @@ def meta_train(
     on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
     cold_columns: Sequence[int] = (),
     article_features: int = 0,
+    validate_start: bool = False,
 ) -> MetaResult:
     """Meta-train ``model`` in place (outer Adam); early-stops on validation-role tasks, restores the best epoch.
 
     ``config.cold_fraction`` of the episodes are launch episodes: the article feature columns ``cold_columns``
     (of ``article_features`` feature columns; the article sales history) are hidden in support and query, so
     the only popularity evidence left is the support set's own purchases, as for a category launched this week.
+
+    ``validate_start``: also validate the model as given, as epoch 0, so that early stopping keeps it when no
+    meta-training epoch beats it (a pretrained start, ``MetaConfig.init``).
 
     Only train-role tasks train and only validation-role tasks select the epoch; any other role raises.
     Tasks without support or query rows are skipped. Writes ``metrics.csv``/``metrics.json`` to ``log_dir``.
@@ -346,6 +359,14 @@ def meta_train(
     bar = tqdm(total=config.epochs * n_batches, disable=not config.progress, desc=f"meta-train {config.method}",
                unit="batch", leave=False)
     try:
+        if val and validate_start:
+            started = time.perf_counter()
+            metrics = evaluate_tasks(model, None, val, steps=config.serving_steps, lr=config.inner_lr,
+                                     adapt_names=names, lrs=lrs)
+            row0: dict[str, Any] = {"epoch": 0, **{f"val_{k}": v for k, v in metrics.items() if k != "tasks"},
+                                    "seconds": round(time.perf_counter() - started, 4)}
+            log.append(row0)
+            best_state, best_row, best_loss = snapshot(), row0, row0["val_loss"]
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             order = torch.randperm(len(train), generator=gen).tolist()

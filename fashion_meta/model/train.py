@@ -103,6 +103,9 @@ def train(
     else:
         mcfg = replace(meta_config or MetaConfig(), method=method, seed=seed, progress=progress)
         config["meta"] = mcfg.to_dict()
+        if mcfg.init == "pretrained":  # meta-training starts from the transfer learner's pretrained model
+            pcfg = replace(pretrain_config or PretrainConfig(), seed=seed, progress=progress)
+            config["pretrain"] = pcfg.to_dict()
     tracker = open_tracker(tracking, tracking_uri, registry, version,
                            {**config, "run_date": manifest.get("run_date"), "train_tasks": len(train_tasks),
                             "validation_tasks": len(val_tasks)})
@@ -115,9 +118,12 @@ def train(
         else:
             launch = (LaunchRule(tuple(hidden_columns(spec.article.columns)), new_category_days, min_category_history)
                       if mcfg.cold_fraction > 0 else None)
+            pretrained = mcfg.init == "pretrained"
+            if pretrained:  # its own epoch log under pretrain/; the tracker gets the meta-training epochs
+                pretrain(model, train_tasks, val_tasks, pcfg, log_dir=log_dir / "pretrain", device=dev)
             result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch,
                                 cold_columns=launch.positions(spec) if launch else (),
-                                article_features=len(spec.article.columns))
+                                article_features=len(spec.article.columns), validate_start=pretrained)
             inner_lrs = result.inner_lrs
             adaptation = {"kind": "meta", "method": method, "steps": mcfg.serving_steps, "lr": mcfg.inner_lr,
                           "adapt": mcfg.adapt_selection, "adapt_names": result.adapt_names,

@@ -65,6 +65,32 @@ def test_same_seed_gives_the_same_model(task_folder, tmp_path):
     assert a.metrics == b.metrics
 
 
+def test_meta_training_can_start_from_the_pretrained_model(task_folder, tmp_path):
+    from dataclasses import replace
+
+    transfer = train(task_folder, tmp_path, "transfer", seed=5, version="transfer", **TINY)
+    kept = {**TINY, "meta_config": replace(TINY["meta_config"], init="pretrained", outer_lr=50.0)}
+    wrecked = train(task_folder, tmp_path, "fomaml", seed=5, version="kept", **kept)
+    card = json.loads((wrecked.model_dir / "card.json").read_text())
+    assert card["config"]["meta"]["init"] == "pretrained" and card["config"]["pretrain"]["epochs"] == 2
+    epochs = json.loads((wrecked.model_dir / "logs" / "metrics.json").read_text())["epochs"]
+    assert [e["epoch"] for e in epochs] == [0, 1, 2] and "train_loss" not in epochs[0]  # the start, validated
+    assert (tmp_path / "runs" / "kept" / "pretrain" / "metrics.json").is_file()
+    # an outer step of 50 wrecks the model: early stopping keeps the start, which is the transfer learner's
+    # pretrained model bit for bit (same seed, same pretraining)
+    assert wrecked.metrics["best_epoch"] == 0 and epochs[1]["val_loss"] > epochs[0]["val_loss"]
+    wt, wk = _weights(transfer), _weights(wrecked)
+    assert all(torch.equal(wt[k], wk[k]) for k in wt)
+    # a usable outer step moves on from it; from a random start the model is a different one
+    moved = train(task_folder, tmp_path, "fomaml", seed=5, version="moved",
+                  **{**TINY, "meta_config": replace(TINY["meta_config"], init="pretrained")})
+    random_start = _weights(train(task_folder, tmp_path, "fomaml", seed=5, version="random", **TINY))
+    wm = _weights(moved)
+    assert not all(torch.equal(wt[k], wm[k]) for k in wt) and not all(torch.equal(wm[k], random_start[k]) for k in wm)
+    with pytest.raises(ValueError, match="init must be one of"):
+        MetaConfig(init="warm")
+
+
 def _bad_vectors(table: pa.Table) -> pa.Table:
     """Holdout rows whose vectors have the wrong length: reading them at all would raise."""
     bad = pa.array([[0.0] * (VECTOR_DIM + 3)] * table.num_rows, type=pa.list_(pa.float32()))

@@ -149,7 +149,7 @@ class MetaConfig:
     # where meta-training starts: "random" (the seeded initialisation) or "pretrained" (first the transfer
     # learner's supervised pretraining on the same train tasks, train.py; the start is validated as epoch 0, so
     # early stopping can keep it)
-    init: str = "random"
+    init: str = "pretrained"
     seed: int = 0
     progress: bool = True
 
@@ -420,8 +420,9 @@ def meta_train(
     state, best_lrs = best_state
     model.load_state_dict(state)
     best_epoch = int(best_row.get("epoch", 0))
-    log.finish({"best_epoch": best_epoch, "epochs_run": len(log.rows), "stopped_early": stopped,
+    epochs_run = sum(1 for r in log.rows if r["epoch"] > 0)  # epoch 0 validates the start, it trains nothing
+    log.finish({"best_epoch": best_epoch, "epochs_run": epochs_run, "stopped_early": stopped,
                 "early_stopping": "validation tasks" if val else "disabled (no validation tasks)",
                 **{f"best_{k}": v for k, v in best_row.items() if k != "epoch"}})
-    return MetaResult(history=list(log.rows), best_epoch=best_epoch, best=dict(best_row), epochs_run=len(log.rows),
+    return MetaResult(history=list(log.rows), best_epoch=best_epoch, best=dict(best_row), epochs_run=epochs_run,
                       stopped_early=stopped, adapt_names=names, inner_lrs=best_lrs, log_paths=log.paths)

@@ -50,7 +50,7 @@ def test_train_writes_and_promotes_a_version(task_folder, dataset, tmp_path):
     assert result.metrics["epochs_run"] == 2 and result.device == "cpu"
     assert card["logs"] == ["logs/metrics.csv", "logs/metrics.json"]
     epochs = json.loads((result.model_dir / "logs" / "metrics.json").read_text())["epochs"]
-    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert [e["epoch"] for e in epochs] == [0, 1, 2]  # the default start (pretrained) is validated as epoch 0
     holdout = {t.task_id for t in dataset.by_role("holdout")}
     assert holdout and not holdout & set(result.train_task_ids + result.validation_task_ids)
 
@@ -79,12 +79,14 @@ def test_meta_training_can_start_from_the_pretrained_model(task_folder, tmp_path
     # an outer step of 50 wrecks the model: early stopping keeps the start, which is the transfer learner's
     # pretrained model bit for bit (same seed, same pretraining)
     assert wrecked.metrics["best_epoch"] == 0 and epochs[1]["val_loss"] > epochs[0]["val_loss"]
+    assert wrecked.metrics["epochs_run"] == 2
     wt, wk = _weights(transfer), _weights(wrecked)
     assert all(torch.equal(wt[k], wk[k]) for k in wt)
     # a usable outer step moves on from it; from a random start the model is a different one
     moved = train(task_folder, tmp_path, "fomaml", seed=5, version="moved",
                   **{**TINY, "meta_config": replace(TINY["meta_config"], init="pretrained")})
-    random_start = _weights(train(task_folder, tmp_path, "fomaml", seed=5, version="random", **TINY))
+    random_start = _weights(train(task_folder, tmp_path, "fomaml", seed=5, version="random",
+                                  **{**TINY, "meta_config": replace(TINY["meta_config"], init="random")}))
     wm = _weights(moved)
     assert not all(torch.equal(wt[k], wm[k]) for k in wt) and not all(torch.equal(wm[k], random_start[k]) for k in wm)
     with pytest.raises(ValueError, match="init must be one of"):

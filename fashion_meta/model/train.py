@@ -79,6 +79,8 @@ def train(
     experiment tracker (:mod:`fashion_meta.model.tracking`); the JSON/CSV log is written either way.
     ``new_category_days`` / ``min_category_history``: the launch rule a model trained with launch episodes ranks
     by (``[vocabulary]`` of the config: the same rule that calls a category new, :mod:`fashion_meta.model.launch`).
+    A meta-learner whose ``meta_config.init`` is "pretrained" (the default) first runs ``pretrain`` with
+    ``pretrain_config`` (its log under ``runs/<version>/pretrain``), then meta-trains from that model.
     """
     from .tracking import check_available, open_tracker
 

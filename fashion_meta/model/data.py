@@ -172,6 +172,11 @@ class Task:
     support: Batch
     query: Batch
 
+    @property
+    def is_group_unit(self) -> bool:
+        """A user group over all its categories ("*|<group>": a new group's adaptation unit, meta.unit_tasks)."""
+        return self.category == "*"
+
     def to(self, device: torch.device | str) -> Task:
         return Task(self.task_id, self.category, self.user_group, self.role, self.support.to(device),
                     self.query.to(device))

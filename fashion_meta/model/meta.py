@@ -380,10 +380,10 @@ def meta_train(
                     support = _subsample(train[i].support, config.support_size, gen)
                     query = _subsample(train[i].query, config.query_size, gen)
                     # the evidence counts the support rows actually used (none for a group unit, as at serving)
-                    if config.support_size is not None and (train[i].category != "*" or group_evidence):
+                    if config.support_size is not None and (not train[i].is_group_unit or group_evidence):
                         support, query = with_support_evidence(support, query)
                     # a launch is a category's, never a user group's (whose categories keep their history)
-                    launch = (bool(cold_columns) and config.cold_fraction > 0 and train[i].category != "*"
+                    launch = (bool(cold_columns) and config.cold_fraction > 0 and not train[i].is_group_unit
                               and torch.rand(1, generator=gen).item() < config.cold_fraction)
                     if launch:
                         support = hide_columns(support, cold_columns, article_features)

@@ -99,15 +99,14 @@ def train(
     log_dir = registry / "runs" / version
     config: dict[str, Any] = {"method": method, "seed": seed, "device": str(dev), "model": model_config.to_dict()}
     inner_lrs = None
-    if method == "transfer":
-        pcfg = replace(pretrain_config or PretrainConfig(), seed=seed, progress=progress)
-        config["pretrain"] = pcfg.to_dict()
-    else:
+    if method != "transfer":
         mcfg = replace(meta_config or MetaConfig(), method=method, seed=seed, progress=progress)
         config["meta"] = mcfg.to_dict()
-        if mcfg.init == "pretrained":  # meta-training starts from the transfer learner's pretrained model
-            pcfg = replace(pretrain_config or PretrainConfig(), seed=seed, progress=progress)
-            config["pretrain"] = pcfg.to_dict()
+    # transfer's training, and the start of a meta-learner whose init is "pretrained"
+    pretrained = method != "transfer" and mcfg.init == "pretrained"
+    if method == "transfer" or pretrained:
+        pcfg = replace(pretrain_config or PretrainConfig(), seed=seed, progress=progress)
+        config["pretrain"] = pcfg.to_dict()
     tracker = open_tracker(tracking, tracking_uri, registry, version,
                            {**config, "run_date": manifest.get("run_date"), "train_tasks": len(train_tasks),
                             "validation_tasks": len(val_tasks)})
@@ -120,7 +119,6 @@ def train(
         else:
             launch = (LaunchRule(tuple(hidden_columns(spec.article.columns)), new_category_days, min_category_history)
                       if mcfg.cold_fraction > 0 else None)
-            pretrained = mcfg.init == "pretrained"
             if pretrained:  # its own epoch log under pretrain/; the tracker gets the meta-training epochs
                 pretrain(model, train_tasks, val_tasks, pcfg, log_dir=log_dir / "pretrain", device=dev)
             result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch,

@@ -211,7 +211,7 @@ def _adapt_units(loaded, folder: Path, manifest: dict[str, Any], params: Recomme
         if launch is not None:  # a launching category's support is seen as in meta-training (model/launch.py)
             support = replace(support, article_features=launch.hide(loaded.spec, support.article_features))
         # a new user group gets no support evidence unless the model's config says so (model/towers.py)
-        evidence = loaded.model.config.uses_evidence(group_unit=task_id.startswith("*|"))
+        evidence = loaded.model.config.uses_evidence(group_unit=task.is_group_unit)
         if not evidence:
             support = support.with_evidence(None)
         adapted = adapter(loaded.model, base, support.to(device))

@@ -21,7 +21,9 @@ held-out slices' support rows, the validation tasks the baselines are tuned on) 
 A held-out slice's purchases are never positives of a train task (their (category, user group) slices get the role
 holdout); between two K lakes the train tasks differ only through the features that count those few purchases
 (popularity, buyers, history vectors), so one training per K would repeat nearly the same work. ``train_per_k = true``
-(``--train-per-k``) trains on every K's own task files instead.
+(``--train-per-k``) trains on every K's own task files instead. Transfer trains first; a meta-learner that starts
+from the pretrained model (``MetaConfig.init``) takes its weights (``train(pretrained_from=...)``: the same
+pretraining, bit for bit) instead of running it again.
 
 ``--holdout-categories N`` holds out the N most recently launched categories (latest first sale up to the cutoff);
 names are accepted too. Held-out slices are treated as launched ``launch_days`` before the cutoff (their earlier
@@ -410,15 +412,19 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
     clock.lap("tasks")
     if trained is None:
         registry = Path(lake.resolve_root(k_lake)) / "models"
-        models = {}
-        for method in params.methods:
+        loaded = {}
+        reuse = None  # transfer trains first; a meta-learner with the pretrained start takes its weights
+        for method in sorted(params.methods, key=lambda m: m != "transfer"):
             meta = MetaConfig(epochs=params.epochs, patience=5, seed=params.seed) if method != "transfer" else None
             # transfer's pretraining; also the start of a meta-learner whose MetaConfig.init is "pretrained"
             pre = PretrainConfig(epochs=params.epochs, patience=5, seed=params.seed)
-            train(folder, registry, method, seed=params.seed, meta_config=meta, pretrain_config=pre, version=method,
-                  promote=False, progress=False, device="cpu")
-            models[method] = load_model(registry, method)
+            start = reuse if meta is not None and meta.init == "pretrained" else None
+            done = train(folder, registry, method, seed=params.seed, meta_config=meta, pretrain_config=pre,
+                         version=method, promote=False, progress=False, device="cpu", pretrained_from=start)
+            reuse = done.model_dir if method == "transfer" else reuse
+            loaded[method] = load_model(registry, method)
             clock.lap(f"train {method}")
+        models = {method: loaded[method] for method in params.methods}  # the table's order
     else:
         models = trained
     meta_name = next(m for m in params.methods if m in META_METHODS)

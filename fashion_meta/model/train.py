@@ -9,6 +9,7 @@ episode, so two runs on the same device give the same weights.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,33 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def _pretrained_start(folder: str | Path, config: dict[str, Any], manifest: dict[str, Any],
+                      train_tasks: int) -> dict[str, torch.Tensor]:
+    """The weights of a transfer model whose pretraining is the one ``config`` asks for (else ValueError)."""
+    from .checkpoint import load_version_dir
+
+    loaded = load_version_dir(folder)
+    card = loaded.card
+    done = card.get("config", {})
+    wanted = {k: v for k, v in config["pretrain"].items() if k != "progress"}
+    checks = {
+        "method": (done.get("method"), "transfer"),
+        "seed": (done.get("seed"), config["seed"]),
+        "device": (done.get("device"), config["device"]),
+        "model config": (done.get("model"), config["model"]),
+        "pretraining config": ({k: v for k, v in (done.get("pretrain") or {}).items() if k != "progress"}, wanted),
+        "run date": (card.get("run_date"), manifest.get("run_date")),
+        "data window": (card.get("data_window"), manifest.get("window")),
+        "task rows": ((card.get("task_dataset") or {}).get("rows"), manifest.get("rows")),
+        "train tasks": (card.get("metrics", {}).get("train_tasks"), train_tasks),
+    }
+    same = lambda a, b: json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)  # noqa: E731
+    differ = [f"{name} {got!r} != {want!r}" for name, (got, want) in checks.items() if not same(got, want)]
+    if differ:
+        raise ValueError(f"pretrained_from {folder}: not this run's pretraining: " + "; ".join(differ))
+    return {k: v for k, v in loaded.model.state_dict().items()}
+
+
 def train(
     task_folder: str | Path,
     out_registry: str | Path,
@@ -71,6 +99,7 @@ def train(
     tracking_uri: str = "",
     new_category_days: int = 14,
     min_category_history: int = 200,
+    pretrained_from: str | Path | None = None,
 ) -> TrainResult:
     """Train ``method`` (maml, fomaml, anil, metasgd or transfer) on ``task_folder``; save into ``out_registry``.
 
@@ -81,6 +110,10 @@ def train(
     by (``[vocabulary]`` of the config: the same rule that calls a category new, :mod:`fashion_meta.model.launch`).
     A meta-learner whose ``meta_config.init`` is "pretrained" (the default) first runs ``pretrain`` with
     ``pretrain_config`` (its log under ``runs/<version>/pretrain``), then meta-trains from that model.
+    ``pretrained_from``: the folder of a ``transfer`` model trained on the same task folder with the same seed,
+    device, model and pretraining config; a meta-learner with the pretrained start then takes its weights instead
+    of pretraining again (the same weights bit for bit, so the same result; the card records the folder). A
+    folder that does not match raises ValueError saying what differs.
     """
     from .tracking import check_available, open_tracker
 
@@ -107,6 +140,13 @@ def train(
     if method == "transfer" or pretrained:
         pcfg = replace(pretrain_config or PretrainConfig(), seed=seed, progress=progress)
         config["pretrain"] = pcfg.to_dict()
+    start = None
+    if pretrained_from is not None and not pretrained:
+        raise ValueError(f"pretrained_from is for a meta-learner that starts from the pretrained model, not "
+                         f"{method!r}" + ("" if method == "transfer" else " with meta_init 'random'"))
+    if pretrained_from is not None:
+        start = _pretrained_start(pretrained_from, config, manifest, len(train_tasks))
+        config["pretrained_from"] = str(pretrained_from)
     tracker = open_tracker(tracking, tracking_uri, registry, version,
                            {**config, "run_date": manifest.get("run_date"), "train_tasks": len(train_tasks),
                             "validation_tasks": len(val_tasks)})
@@ -119,7 +159,9 @@ def train(
         else:
             launch = (LaunchRule(tuple(hidden_columns(spec.article.columns)), new_category_days, min_category_history)
                       if mcfg.cold_fraction > 0 else None)
-            if pretrained:  # its own epoch log under pretrain/; the tracker gets the meta-training epochs
+            if start is not None:  # the transfer model's weights: what pretrain below would give
+                model.load_state_dict(start)
+            elif pretrained:  # its own epoch log under pretrain/; the tracker gets the meta-training epochs
                 pretrain(model, train_tasks, val_tasks, pcfg, log_dir=log_dir / "pretrain", device=dev)
             result = meta_train(model, train_tasks, val_tasks, mcfg, log_dir=log_dir, device=dev, on_epoch=on_epoch,
                                 cold_columns=launch.positions(spec) if launch else (),

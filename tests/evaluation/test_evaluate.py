@@ -97,6 +97,10 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
     work = out / "work" / "seed=1"
     assert {"fomaml", "transfer"} <= {p.name for p in (work / "k=0" / "models").iterdir()}
     assert not (work / "k=10" / "models").exists()
+    # transfer trained first (though listed last); fomaml started from its weights instead of pretraining again
+    fomaml_card = json.loads((work / "k=0" / "models" / "fomaml" / "card.json").read_text())
+    assert fomaml_card["config"]["pretrained_from"] == str(work / "k=0" / "models" / "transfer")
+    assert not (work / "k=0" / "models" / "runs" / "fomaml" / "pretrain").exists()
     assert "K=0 task files" in report["meta"]["models"] and "K=0 task files" in text
     assert (work / "k=10" / "task_files").is_dir()  # K=10's own tasks (support rows, tuning) still built
     new_groups = [r for r in records if r["set"] == "new_groups" and r["k"] == 10]

@@ -93,6 +93,33 @@ def test_meta_training_can_start_from_the_pretrained_model(task_folder, tmp_path
         MetaConfig(init="warm")
 
 
+def test_meta_training_reuses_a_matching_transfer_model(task_folder, tmp_path):
+    """pretrained_from gives the model that pretraining again would (bit for bit) and refuses a foreign one."""
+    from dataclasses import replace
+
+    pre = {**TINY, "meta_config": replace(TINY["meta_config"], init="pretrained")}
+    transfer = train(task_folder, tmp_path, "transfer", seed=5, version="transfer", **TINY)
+    again = train(task_folder, tmp_path, "fomaml", seed=5, version="again", **pre)
+    reused = train(task_folder, tmp_path, "fomaml", seed=5, version="reused", pretrained_from=transfer.model_dir,
+                   **pre)
+    wa, wr = _weights(again), _weights(reused)
+    assert all(torch.equal(wa[k], wr[k]) for k in wa)
+    assert reused.metrics == again.metrics
+    assert not (tmp_path / "runs" / "reused" / "pretrain").exists()  # no second pretraining
+    card = json.loads((reused.model_dir / "card.json").read_text())
+    assert card["config"]["pretrained_from"] == str(transfer.model_dir)
+    # another seed, another pretraining config, or a meta-learner's folder: refused, saying what differs
+    with pytest.raises(ValueError, match="seed 5 != 6"):
+        train(task_folder, tmp_path, "fomaml", seed=6, version="s6", pretrained_from=transfer.model_dir, **pre)
+    other = {**pre, "pretrain_config": replace(TINY["pretrain_config"], lr=0.5)}
+    with pytest.raises(ValueError, match="pretraining config"):
+        train(task_folder, tmp_path, "fomaml", seed=5, version="lr", pretrained_from=transfer.model_dir, **other)
+    with pytest.raises(ValueError, match="method 'fomaml' != 'transfer'"):
+        train(task_folder, tmp_path, "maml", seed=5, version="m", pretrained_from=again.model_dir, **pre)
+    with pytest.raises(ValueError, match="not 'transfer'"):
+        train(task_folder, tmp_path, "transfer", seed=5, version="t", pretrained_from=transfer.model_dir, **TINY)
+
+
 def _bad_vectors(table: pa.Table) -> pa.Table:
     """Holdout rows whose vectors have the wrong length: reading them at all would raise."""
     bad = pa.array([[0.0] * (VECTOR_DIM + 3)] * table.num_rows, type=pa.list_(pa.float32()))

@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             super().__init__(warm.model, warm.params(), warm.spec, name=f"warm + {w}*log1p(count)")
             self.w = w
 
-        def _fit(self, interactions):
+        def _fit(self, interactions, unit):
             self._pos = _positives(interactions, ("category", "article_id"))
 
         def _scores(self, customers_t, category, cands):

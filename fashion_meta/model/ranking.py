@@ -101,13 +101,13 @@ class Ranker(Protocol):
 
 
 class _BaseRanker:
-    """Candidate bookkeeping and top-n; subclasses provide ``_fit`` and ``_scores``."""
+    """Candidate bookkeeping and top-n; subclasses provide ``_fit`` (the support interactions and the unit kind
+    of the support set) and ``_scores``."""
 
     name = "base"
 
     def __init__(self) -> None:
         self._candidates: dict[str, pa.Table] | None = None
-        self._unit = "category"
 
     def fit(self, support: SupportSet) -> _BaseRanker:
         candidates = {}
@@ -118,12 +118,11 @@ class _BaseRanker:
                 raise ValueError(f"category {category!r}: duplicate candidate article_id")
             candidates[category] = table.take(pa.array(np.argsort(ids.astype(str), kind="stable")))
         interactions = to_table(support.interactions)
-        self._unit = support.unit
-        self._fit(interactions)
+        self._fit(interactions, support.unit)
         self._candidates = candidates
         return self
 
-    def _fit(self, interactions: pa.Table) -> None:
+    def _fit(self, interactions: pa.Table, unit: str) -> None:
         pass
 
     def _scores(self, customers: pa.Table, category: str, candidates: pa.Table) -> np.ndarray:
@@ -181,7 +180,7 @@ class PopularityRanker(_BaseRanker):
 
     name = "popularity"
 
-    def _fit(self, interactions: pa.Table) -> None:
+    def _fit(self, interactions: pa.Table, unit: str) -> None:
         self._pos = _positives(interactions, ("category", "article_id"))
 
     def _scores(self, customers: pa.Table, category: str, candidates: pa.Table) -> np.ndarray:
@@ -199,7 +198,7 @@ class GroupPopularityRanker(_BaseRanker):
         super().__init__()
         self.prior_weight = prior_weight
 
-    def _fit(self, interactions: pa.Table) -> None:
+    def _fit(self, interactions: pa.Table, unit: str) -> None:
         self._pos = _positives(interactions, ("category", "article_id", "user_group"))
 
     def _scores(self, customers: pa.Table, category: str, candidates: pa.Table) -> np.ndarray:
@@ -225,9 +224,9 @@ class ContentRanker(_BaseRanker):
         self.spec = spec
         self.popularity_weight = popularity_weight
 
-    def _fit(self, interactions: pa.Table) -> None:
+    def _fit(self, interactions: pa.Table, unit: str) -> None:
         self._popularity = PopularityRanker()
-        self._popularity._fit(interactions)
+        self._popularity._fit(interactions, unit)
 
     def _scores(self, customers: pa.Table, category: str, candidates: pa.Table) -> np.ndarray:
         cv, _ = vector_column(customers, self.spec.customer.vector, self.spec.vector_dim)
@@ -305,14 +304,14 @@ class AdaptingRanker(ModelRanker):
         inputs = super()._article_inputs(candidates)
         return inputs if self.launch is None else self.launch.hide(self.spec, inputs)
 
-    def _fit(self, interactions: pa.Table) -> None:
+    def _fit(self, interactions: pa.Table, unit: str) -> None:
         batch = Batch.from_table(interactions, self.spec) if interactions.num_rows else None
         if batch is None:
             self.adapted, self._support_positives = self.params, None
             return
         if self.launch is not None:
             batch = replace(batch, article_features=self.launch.hide(self.spec, batch.article_features))
-        if self.model.config.uses_evidence(group_unit=self._unit == "user_group"):
+        if self.model.config.uses_evidence(group_unit=unit == "user_group"):
             batch, _ = with_support_evidence(batch)
             self._support_positives = batch.article_ids[batch.labels.numpy() > 0.5]
         else:  # no evidence in adaptation, none on the candidates
@@ -338,7 +337,7 @@ class FromScratchRanker(ModelRanker):
         super().__init__(model, None, spec, name=name)
         self.config, self.steps, self.lr, self.seed = config, steps, lr, seed
 
-    def _fit(self, interactions: pa.Table) -> None:
+    def _fit(self, interactions: pa.Table, unit: str) -> None:
         batch = Batch.from_table(interactions, self.spec)
         self.model, self.params = from_scratch(batch, self.config, steps=self.steps, lr=self.lr, seed=self.seed)
 

@@ -33,15 +33,37 @@ def table_exists(spark: SparkSession, path: str) -> bool:
 def ensure_table(
     spark: SparkSession, path: str, schema: T.StructType, partition_by: tuple[str, ...] = ()
 ) -> None:
-    """Create an empty Delta table with the contract schema if none exists at ``path``."""
+    """Create an empty Delta table with the contract schema if none exists at ``path``.
+
+    A creation killed before its first commit leaves a ``_delta_log`` folder with only temporary files, which Delta
+    then refuses as "table not found"; such a leftover (nothing committed, no data file) is removed first.
+    """
     from delta.tables import DeltaTable
 
+    _clear_aborted_creation(spark, path)
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema)
     if partition_by:
         builder = builder.partitionedBy(*partition_by)
     for key, value in TABLE_PROPERTIES.items():
         builder = builder.property(key, value)
     builder.execute()
+
+
+_COMMITTED = re.compile(r"^_delta_log/(\d{20}\.(json|crc)|\d{20}\.checkpoint.*|_last_checkpoint|_staged_commits/.+\.json)$")
+
+
+def _clear_aborted_creation(spark: SparkSession, path: str) -> None:
+    """Remove the ``_delta_log`` of a table creation that never committed (only when no other file is there)."""
+    from . import fs
+
+    if table_exists(spark, path):
+        return
+    files = [name for name, _, _ in fs.listing(spark, path)]
+    if not files or not all(f.startswith("_delta_log/") for f in files):
+        return  # nothing there, or data files: left for Delta to report
+    if any(_COMMITTED.match(f) for f in files):
+        return
+    fs.delete(spark, f"{path.rstrip('/')}/_delta_log")
 
 
 def read_table(spark: SparkSession, path: str) -> DataFrame:

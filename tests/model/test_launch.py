@@ -25,9 +25,11 @@ def _spec() -> FeatureSpec:
                            article_vector="av", vector_dim=1)
 
 
-def test_hidden_columns_are_the_sales_history():
-    assert hidden_columns(COLUMNS + ["article_daily__buyers_28d_le24", "article_daily__days_since_first_sale"]) == [
-        "article_daily__sales_7d", "article_daily__price_level", "article_daily__buyers_28d_le24",
+def test_hidden_columns_are_the_sales_and_category_history():
+    assert hidden_columns(COLUMNS + ["article_daily__buyers_28d_le24", "article_daily__days_since_first_sale",
+                                     "article_text__colour"]) == [
+        "article_daily__sales_7d", "article_daily__price_level", "article_daily__days_since_first_seen",
+        "category_daily__age_days", "category_daily__purchases_total", "article_daily__buyers_28d_le24",
         "article_daily__days_since_first_sale"]
 
 
@@ -44,9 +46,13 @@ def test_launching_rows_follow_the_new_category_rule_and_only_they_are_hidden():
     assert rule.launching(spec, x).tolist() == [True, False, True, True, False]
     hidden = rule.hide(spec, x)
     k = len(COLUMNS)
-    for r in (0, 2, 3):
-        assert hidden[r, 0] == 0 and hidden[r, k] == 1 and hidden[r, 1] == 0 and hidden[r, k + 1] == 1
-        np.testing.assert_array_equal(hidden[r, 2:k], x[r, 2:k])  # first seen and category columns stay
+    for r in (0, 2, 3):  # every column of this spec is article or category history
+        np.testing.assert_array_equal(hidden[r, :k], np.zeros(k))
+        np.testing.assert_array_equal(hidden[r, k:2 * k], np.ones(k))
+        np.testing.assert_array_equal(hidden[r, 2 * k:], x[r, 2 * k:])  # vector flag and text vector stay
+    # the rule reads the category columns before hiding them: a sales-only rule leaves them as they are
+    sales_only = LaunchRule(("article_daily__sales_7d",)).hide(spec, x)
+    np.testing.assert_array_equal(sales_only[[0, 2, 3], 1:k], x[[0, 2, 3], 1:k])
     np.testing.assert_array_equal(hidden[[1, 4]], x[[1, 4]])
     assert np.array_equal(x, spec.article_inputs(rows))  # a copy: the input is untouched
     # a spec without the category columns never launches

@@ -6,8 +6,8 @@ very pattern that on a warm category marks a just-listed article (which sells we
 seed (benchmarks/RESULTS.md): transfer fine-tuning ranked a new category's purchases *below* ties (NDCG@12 0.033
 vs 0.035), and a model trained with launch episodes but ranking without launch mode did as badly (0.05).
 
-So a model meta-trained with launch episodes (``MetaConfig.cold_fraction``: the sales-history columns hidden in
-support and query) ranks the rows of a launching category with the same columns hidden, and its popularity comes
+So a model meta-trained with launch episodes (``MetaConfig.cold_fraction``: the history columns hidden in support
+and query) ranks the rows of a launching category with the same columns hidden, and its popularity comes
 from the support evidence (``evidence.py``). A row is launching by the DESIGN.md rule for a new category, read
 from its own category features: first sale less than ``new_category_days`` ago (or none), or fewer than
 ``min_category_history`` purchases so far (``[vocabulary]`` of the config). The rule and the hidden columns are
@@ -44,7 +44,7 @@ HISTORY_COLUMN = "category_daily__purchases_total"
 
 
 def hidden_columns(columns: Sequence[str]) -> list[str]:
-    """The article feature columns that describe an article's own sales history (hidden in launch mode)."""
+    """The article feature columns that describe the article's or its category's history (hidden in launch mode)."""
     return [name for name in columns if name.startswith(HIDDEN_PREFIXES)]
 
 

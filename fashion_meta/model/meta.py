@@ -141,7 +141,7 @@ class MetaConfig:
     min_delta: float = 0.0
     adapt: str | None = None  # "all" or "head"; None = the method's default
     support_size: int | None = None  # subsample support rows per episode (K shots); None = all
-    cold_fraction: float = 0.5  # share of episodes played as a launch: article sales history hidden (cold_columns)
+    cold_fraction: float = 0.5  # share of episodes played as a launch: article and category history hidden (cold_columns)
     unit_episodes: bool = True  # also train on whole categories and whole user groups (unit_tasks)
     unit_support: int = 250  # rows of a unit episode's support (K=50 purchases with 4 negatives each)
     unit_query: int = 500
@@ -320,7 +320,7 @@ def meta_train(
     """Meta-train ``model`` in place (outer Adam); early-stops on validation-role tasks, restores the best epoch.
 
     ``config.cold_fraction`` of the episodes are launch episodes: the article feature columns ``cold_columns``
-    (of ``article_features`` feature columns; the article sales history) are hidden in support and query, so
+    (of ``article_features`` feature columns; the article and category history, launch.py) are hidden in support and query, so
     the only popularity evidence left is the support set's own purchases, as for a category launched this week.
 
     ``validate_start``: also validate the model as given, as epoch 0, so that early stopping keeps it when no

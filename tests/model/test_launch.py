@@ -50,7 +50,9 @@ def test_launching_rows_follow_the_new_category_rule_and_only_they_are_hidden():
         np.testing.assert_array_equal(hidden[r, :k], np.zeros(k))
         np.testing.assert_array_equal(hidden[r, k:2 * k], np.ones(k))
         np.testing.assert_array_equal(hidden[r, 2 * k:], x[r, 2 * k:])  # vector flag and text vector stay
-    # the rule reads the category columns before hiding them: a sales-only rule leaves them as they are
+    # the rule hides the very columns it reads (age, purchases) yet picks the same rows again: hiding is idempotent
+    np.testing.assert_array_equal(rule.hide(spec, hidden), hidden)
+    # a sales-only rule leaves the category and first-seen columns as they are
     sales_only = LaunchRule(("article_daily__sales_7d",)).hide(spec, x)
     np.testing.assert_array_equal(sales_only[[0, 2, 3], 1:k], x[[0, 2, 3], 1:k])
     np.testing.assert_array_equal(hidden[[1, 4]], x[[1, 4]])

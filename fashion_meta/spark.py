@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import re
@@ -177,13 +178,18 @@ def spark_from_config(cfg, app_name: str = "fashion-meta") -> "SparkSession":
     )
 
 
-def release_memory(spark: "SparkSession") -> tuple[int, int] | None:
+def release_memory(spark: "SparkSession", keep_cache: bool = False) -> tuple[int, int] | None:
     """Free what a finished unit of work left in the driver: cached data, temporary views (Feast registers its entity
-    frames as views) and Delta's cache of table logs and snapshots. Returns the driver JVM's heap in use (MiB)
-    before and after, each after a full GC, or None where the JVM cannot be reached (e.g. Spark Connect).
+    frames as views), Delta's cache of table logs and snapshots, and Python objects in reference cycles that still
+    hold JVM DataFrames (through py4j: with them, the executed plans and their broadcast join tables stay on the
+    driver heap). Returns the driver JVM's heap in use (MiB) before and after, each after a full GC, or None where
+    the JVM cannot be reached (e.g. Spark Connect). ``keep_cache=True`` leaves cached data and temporary views (for
+    a pause inside a job that still uses them).
 
-    For a long run of many independent jobs in one process (the evaluation's seeds): the third seed of the default
-    3-seed evaluation once failed with "Not enough memory to build and broadcast the table" on the 4g driver."""
+    For a long run of many independent jobs in one process (the evaluation's seeds and K's): the default 3-seed
+    evaluation twice failed in its third seed with "Not enough memory to build and broadcast the table" on the 4g
+    driver, when this ran only between seeds. Measured after one tasks stage of a default-shop K lake: driver heap
+    1,585 MiB; Python's collection freed 11 MiB of it, Delta's log cache 1,372 MiB (benchmarks/RESULTS.md)."""
     try:
         jvm = spark.sparkContext._jvm
         runtime = jvm.java.lang.Runtime.getRuntime()
@@ -197,13 +203,15 @@ def release_memory(spark: "SparkSession") -> tuple[int, int] | None:
         return int((runtime.totalMemory() - runtime.freeMemory()) // (1 << 20))
 
     before = used()
-    spark.catalog.clearCache()
-    for table in spark.catalog.listTables():
-        if table.isTemporary:
-            spark.catalog.dropTempView(table.name)
+    if not keep_cache:
+        spark.catalog.clearCache()
+        for table in spark.catalog.listTables():
+            if table.isTemporary:
+                spark.catalog.dropTempView(table.name)
     if jvm is not None:
         try:
             jvm.org.apache.spark.sql.delta.DeltaLog.clearCache()
         except Exception as exc:  # noqa: BLE001 - without Delta (or another version) there is nothing to clear
             log.debug("DeltaLog.clearCache not available: %s", exc)
+    gc.collect()  # py4j releases a Java object when its Python proxy is collected
     return None if before is None else (before, used())

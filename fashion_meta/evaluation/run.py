@@ -53,6 +53,7 @@ from pyspark.sql import functions as F
 from fashion_meta import constants as C
 from fashion_meta import lake
 from fashion_meta.errors import InputError, UsageError
+from fashion_meta.spark import release_memory
 
 from . import protocol
 
@@ -563,7 +564,9 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
                                    progress=progress)
         records += found
         trained = trained or models
-        progress(f"seed {params.seed}: K={k} done in {time.monotonic() - t0:.0f}s")
+        heap = release_memory(spark, keep_cache=True)  # the next K builds a new lake: Delta's log cache of this one goes
+        progress(f"seed {params.seed}: K={k} done in {time.monotonic() - t0:.0f}s"
+                 + (f"; driver heap in use {heap[0]} MiB, {heap[1]} MiB after release" if heap else ""))
     groups.unpersist()
     progress(f"seed {params.seed}: {len(records)} records in {time.monotonic() - started:.0f}s")
     return records

@@ -180,16 +180,16 @@ def spark_from_config(cfg, app_name: str = "fashion-meta") -> "SparkSession":
 
 def release_memory(spark: "SparkSession", keep_cache: bool = False) -> tuple[int, int] | None:
     """Free what a finished unit of work left in the driver: cached data, temporary views (Feast registers its entity
-    frames as views), Delta's cache of table logs and snapshots, and Python objects in reference cycles that still
-    hold JVM DataFrames (through py4j: with them, the executed plans and their broadcast join tables stay on the
-    driver heap). Returns the driver JVM's heap in use (MiB) before and after, each after a full GC, or None where
-    the JVM cannot be reached (e.g. Spark Connect). ``keep_cache=True`` leaves cached data and temporary views (for
-    a pause inside a job that still uses them).
+    frames as views), Delta's cache of table logs and snapshots, and Python objects in reference cycles (py4j
+    releases a JVM object only when its Python proxy is collected). Returns the driver JVM's heap in use (MiB) before
+    and after, each after a full GC, or None where the JVM cannot be reached (e.g. Spark Connect).
+    ``keep_cache=True`` leaves cached data and temporary views (for a pause inside a job that still uses them).
 
-    For a long run of many independent jobs in one process (the evaluation's seeds and K's): the default 3-seed
-    evaluation twice failed in its third seed with "Not enough memory to build and broadcast the table" on the 4g
-    driver, when this ran only between seeds. Measured after one tasks stage of a default-shop K lake: driver heap
-    1,585 MiB; Python's collection freed 11 MiB of it, Delta's log cache 1,372 MiB (benchmarks/RESULTS.md)."""
+    For a long run of many independent jobs in one process (the evaluation's seeds and K's). Measured after one tasks
+    stage of a default-shop K lake (benchmarks/RESULTS.md): driver heap 1,585 MiB; Delta's log cache held 1,372 MiB of
+    it, Python's collection freed 11 MiB. The default 3-seed evaluation failed in its third seed with "Not enough
+    memory to build and broadcast the table" on the 4g driver once with no release and once with the release only
+    between seeds."""
     try:
         jvm = spark.sparkContext._jvm
         runtime = jvm.java.lang.Runtime.getRuntime()

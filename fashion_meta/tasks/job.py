@@ -311,9 +311,17 @@ def run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: Ta
     ``holdout_members`` (customer_id, user_group), for the offline evaluation only: user groups held out as lists
     of their members (see ``build.relabel_members``) instead of by name ([tasks] holdout_groups).
     """
-    from fashion_meta import feast_store
+    from fashion_meta.spark import dropping_new_temp_views
 
     params.validate()
+    with dropping_new_temp_views(spark):  # Feast's views would pin the entity frames (1.3 GB on the evaluation shop)
+        return _run_tasks(spark, lake_root, run_date, params, feast_settings, holdout_members)
+
+
+def _run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams, feast_settings,
+               holdout_members: DataFrame | None) -> TaskSummary:
+    from fashion_meta import feast_store
+
     started = time.monotonic()
     start, end = window(run_date, params.window_days)
     summary = TaskSummary(run_date.isoformat(), {"start": start.isoformat(), "end": end.isoformat()})

@@ -145,7 +145,10 @@ def test_features_are_point_in_time_and_manifest_matches_files(spark, built):
 
 
 def test_rerun_gives_the_same_rows_and_no_duplicates(spark, built):
+    views = {t.name for t in spark.catalog.listTables() if t.isTemporary}
     again = run_tasks(spark, built["root"], RUN, built["params"])
+    # Feast's Spark offline store registers views that pin the entity frames; run_tasks drops the ones it made
+    assert {t.name for t in spark.catalog.listTables() if t.isTemporary} == views
     rows = _read(Path(again.files_path))
     key = ["task_id", "split", "customer_id", "article_id", "t_dat"]
     first = built["rows"].sort_values(key).reset_index(drop=True)

@@ -214,10 +214,11 @@ def release_memory(spark: "SparkSession", keep_cache: bool = False) -> tuple[int
     ``keep_cache=True`` leaves cached data and temporary views (for a pause inside a job that still uses them).
 
     For a long run of many independent jobs in one process (the evaluation's seeds and K's). Measured after one tasks
-    stage of a default-shop K lake (benchmarks/RESULTS.md): driver heap 1,585 MiB; Delta's log cache held 1,372 MiB of
-    it, Python's collection freed 11 MiB. The default 3-seed evaluation failed in its third seed with "Not enough
-    memory to build and broadcast the table" on the 4g driver once with no release and once with the release only
-    between seeds."""
+    stage of a default-shop K lake (benchmarks/RESULTS.md, 2026-12-06): driver heap 1,585 MiB; Python's collection
+    freed 11-44 MiB; the rest is freed by either dropping the stage's temporary views (Feast's entity frames) or
+    ``DeltaLog.clearCache()``, whichever runs first (1,335 and 1,372 MiB in two orders), so the two hold the same
+    objects. The tasks stage now drops its views itself (``dropping_new_temp_views``); this function is the second
+    line. Spark's SQL status store, kept at 100 queries by the session defaults, is the other long-run holder."""
     try:
         jvm = spark.sparkContext._jvm
         runtime = jvm.java.lang.Runtime.getRuntime()

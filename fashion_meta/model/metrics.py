@@ -80,10 +80,15 @@ def per_customer_metrics(
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:
-    """(mean, low, high): percentile bootstrap interval of the mean over per-customer values, seeded."""
+    """(mean, low, high): percentile bootstrap interval of the mean over per-customer values, seeded.
+
+    The values are sorted first, so the result does not depend on their order (Spark returns customers in a different
+    order from run to run: without the sort two runs with identical metrics gave intervals differing in the third
+    decimal)."""
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError("need a non-empty 1-d array of per-customer values")
+    x = np.sort(x)
     if not 0.0 < confidence < 1.0:
         raise ValueError("confidence must be in (0, 1)")
     rng = np.random.default_rng(seed)

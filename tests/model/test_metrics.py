@@ -78,3 +78,14 @@ def test_bootstrap_interval_is_seeded_and_sensible():
     assert d_mean == d_low == d_high == 0.0
     with pytest.raises(ValueError):
         bootstrap_ci([])
+
+
+def test_bootstrap_interval_does_not_depend_on_the_order_of_the_values():
+    # Spark hands the evaluation its customers in a different order from run to run
+    values = np.random.default_rng(3).random(500) ** 3
+    shuffled = np.random.default_rng(4).permutation(values)
+    assert not np.array_equal(values, shuffled)
+    assert bootstrap_ci(shuffled, seed=11) == bootstrap_ci(values, seed=11)
+    other = np.random.default_rng(5).random(500)
+    order = np.random.default_rng(6).permutation(500)  # the same pairs, in another order
+    assert bootstrap_diff_ci(values[order], other[order], seed=11) == bootstrap_diff_ci(values, other, seed=11)

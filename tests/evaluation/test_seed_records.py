@@ -48,3 +48,16 @@ def test_an_unreadable_file_reruns_the_seed_with_a_warning(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="fashion_meta.evaluation.run"):
         assert load_seed_records(seed_dir, _fingerprint()) is None
     assert "unreadable" in caplog.text
+
+
+def test_a_record_does_not_depend_on_the_customer_order():
+    """Spark returns customers in another order from run to run; the record (means, intervals, per-category NDCG)
+    must be bit-identical for any order of the same per-customer values."""
+    import numpy as np
+
+    from fashion_meta.evaluation.run import _record
+
+    rng = np.random.default_rng(3)
+    values = {f"{cat}\t{name}": list(rng.random(97) / 3.0) for cat in ("a", "b") for name in ("ndcg@12", "hit@12")}
+    shuffled = {key: list(rng.permutation(v)) for key, v in reversed(list(values.items()))}
+    assert _record("new_categories", "maml", 50, 1001, values, 2) == _record("new_categories", "maml", 50, 1001, shuffled, 2)

@@ -452,6 +452,7 @@ def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: boo
             method=method, inner_steps=t["inner_steps"], inner_lr=t["inner_lr"], outer_lr=t["outer_lr"],
             meta_batch=t["meta_batch"], epochs=t["epochs"], patience=t["patience"], adapt=t["adapt"] or None,
             seed=seed, cold_fraction=t["cold_fraction"], unit_episodes=t["unit_episodes"], init=t["meta_init"],
+            validate_launches=t["validate_launches"],
         )
     except ValueError as exc:
         raise ConfigError(f"[train]: {exc}") from None

@@ -143,6 +143,9 @@ class MetaConfig:
     support_size: int | None = None  # subsample support rows per episode (K shots); None = all
     cold_fraction: float = 0.5  # share of episodes played as a launch: article and category history hidden (cold_columns)
     unit_episodes: bool = True  # also train on whole categories and whole user groups (unit_tasks)
+    # also validate every validation category played as a launch (launch_validation_tasks) and select the epoch on
+    # the mean of the warm and the launch validation loss; needs cold_fraction > 0 and cold columns
+    validate_launches: bool = True
     unit_support: int = 250  # rows of a unit episode's support (K=50 purchases with 4 negatives each)
     unit_query: int = 500
     query_size: int | None = None
@@ -258,6 +261,42 @@ def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: 
     return out
 
 
+def launch_validation_tasks(val: Sequence[Task], cold_columns: Sequence[int], article_features: int,
+                            support_rows: int, query_rows: int, seed: int) -> list[Task]:
+    """Validation categories played as launches: each category over all its user groups (the unit a new category
+    is adapted on, :func:`unit_tasks`; a category with a single slice is that slice), its support rows subsampled
+    to ``support_rows`` (the K = 50 shape, support evidence recomputed) and the article and category history
+    (``cold_columns``) hidden in support and query, as in the launch episodes of meta-training.
+
+    The selection of the epoch then sees how the initialisation adapts to a launch, not only to a warm slice.
+    Task ids get a ``launch:`` prefix; the role stays "validation".
+    """
+    if not cold_columns:
+        return []
+    cats = [t for t in val if not t.is_group_unit]
+    units = {t.category: t for t in unit_tasks(cats, support_rows, query_rows, seed) if not t.is_group_unit}
+    slices: dict[str, list[Task]] = {}
+    for t in cats:
+        slices.setdefault(t.category, []).append(t)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for category in sorted(slices):
+        task = units.get(category)
+        if task is None:
+            if len(slices[category]) > 1:  # pooled support left no purchase before the pooled query
+                continue
+            task = slices[category][0]
+            support, query = with_support_evidence(_subsample(task.support, support_rows, gen),
+                                                   _subsample(task.query, query_rows, gen))
+            task = replace(task, support=support, query=query)
+        if not len(task.support) or not len(task.query):
+            continue
+        out.append(replace(task, task_id=f"launch:{task.task_id}",
+                           support=hide_columns(task.support, cold_columns, article_features),
+                           query=hide_columns(task.query, cold_columns, article_features)))
+    return out
+
+
 def _subsample(batch: Batch, size: int | None, gen: torch.Generator) -> Batch:
     if size is None or len(batch) <= size:
         return batch
@@ -326,6 +365,10 @@ def meta_train(
     ``validate_start``: also validate the model as given, as epoch 0, so that early stopping keeps it when no
     meta-training epoch beats it (a pretrained start, ``MetaConfig.init``).
 
+    ``config.validate_launches`` (with launch episodes on): the validation categories are also played as launches
+    (:func:`launch_validation_tasks`), logged as ``val_launch_loss`` / ``val_launch_ndcg12``, and the epoch is
+    selected on ``val_select_loss``, the mean of ``val_loss`` and ``val_launch_loss``; otherwise on ``val_loss``.
+
     Only train-role tasks train and only validation-role tasks select the epoch; any other role raises.
     Tasks without support or query rows are skipped. Writes ``metrics.csv``/``metrics.json`` to ``log_dir``.
     """
@@ -341,6 +384,9 @@ def meta_train(
     if config.unit_episodes:
         train += [t.to(device) for t in _usable(unit_tasks(train, config.unit_support, config.unit_query,
                                                            config.seed, group_evidence=group_evidence))]
+    val_launch = (launch_validation_tasks(val, cold_columns, article_features, config.unit_support, config.unit_query,
+                                          config.seed)
+                  if val and config.validate_launches and config.cold_fraction > 0 else [])
     method = config.spec
     names = parameter_names(model, config.adapt_selection)
     lrs = init_inner_lrs(model, names, config.inner_lr) if method.learn_lrs else None
@@ -348,7 +394,20 @@ def meta_train(
     gen = torch.Generator().manual_seed(config.seed)
     log = EpochLog(log_dir, {"kind": "meta", "config": config.to_dict(), "adapt_names": names,
                              "train_tasks": [t.task_id for t in train],
-                             "validation_tasks": [t.task_id for t in val]}, sink=on_epoch)
+                             "validation_tasks": [t.task_id for t in val],
+                             "launch_validation_tasks": [t.task_id for t in val_launch]}, sink=on_epoch)
+
+    def validate() -> dict[str, Any]:
+        """The validation columns of an epoch's row; ``val_select_loss`` is what early stopping compares."""
+        kwargs: dict[str, Any] = dict(steps=config.serving_steps, lr=config.inner_lr, adapt_names=names, lrs=lrs)
+        metrics = evaluate_tasks(model, None, val, **kwargs)
+        row = {f"val_{k}": v for k, v in metrics.items() if k != "tasks"}
+        row["val_select_loss"] = row["val_loss"]
+        if val_launch:
+            launch = evaluate_tasks(model, None, val_launch, **kwargs)
+            row.update({"val_launch_loss": launch["loss"], "val_launch_ndcg12": launch["ndcg12"]})
+            row["val_select_loss"] = (row["val_loss"] + launch["loss"]) / 2.0
+        return row
 
     def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -361,12 +420,9 @@ def meta_train(
     try:
         if val and validate_start:
             started = time.perf_counter()
-            metrics = evaluate_tasks(model, None, val, steps=config.serving_steps, lr=config.inner_lr,
-                                     adapt_names=names, lrs=lrs)
-            row0: dict[str, Any] = {"epoch": 0, **{f"val_{k}": v for k, v in metrics.items() if k != "tasks"},
-                                    "seconds": round(time.perf_counter() - started, 4)}
+            row0: dict[str, Any] = {"epoch": 0, **validate(), "seconds": round(time.perf_counter() - started, 4)}
             log.append(row0)
-            best_state, best_row, best_loss = snapshot(), row0, row0["val_loss"]
+            best_state, best_row, best_loss = snapshot(), row0, row0["val_select_loss"]
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             order = torch.randperm(len(train), generator=gen).tolist()
@@ -399,17 +455,15 @@ def meta_train(
                 bar.set_postfix(epoch=epoch, loss=f"{batch_loss:.4f}")
             row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
             if val:
-                metrics = evaluate_tasks(model, None, val, steps=config.serving_steps, lr=config.inner_lr,
-                                         adapt_names=names, lrs=lrs)
-                row.update({f"val_{k}": v for k, v in metrics.items() if k != "tasks"})
+                row.update(validate())
             row["seconds"] = round(time.perf_counter() - started, 4)
             log.append(row)
             bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val=f"{row.get('val_loss', math.nan):.4f}")
             if not val:  # nothing to select on: keep the last epoch
                 best_state, best_row = snapshot(), row
                 continue
-            if row["val_loss"] < best_loss - config.min_delta:
-                best_state, best_row, best_loss, bad_epochs = snapshot(), row, row["val_loss"], 0
+            if row["val_select_loss"] < best_loss - config.min_delta:
+                best_state, best_row, best_loss, bad_epochs = snapshot(), row, row["val_select_loss"], 0
             else:
                 bad_epochs += 1
                 if bad_epochs >= config.patience:

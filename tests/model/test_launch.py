@@ -9,8 +9,9 @@ import torch
 
 from fashion_meta.model.data import load_task_dataset
 from fashion_meta.model.launch import LaunchRule, hidden_columns
-from fashion_meta.model.meta import MetaConfig, hide_columns, unit_tasks
+from fashion_meta.model.meta import MetaConfig, hide_columns, launch_validation_tasks, unit_tasks
 from fashion_meta.model.spec import FeatureSpec
+from fashion_meta.model.towers import build_model
 
 from .conftest import plans, write_task_dataset
 
@@ -115,6 +116,92 @@ def test_train_records_the_launch_recipe_and_the_ranker_uses_it(tmp_path):
         assert (adapted_ranker(loaded).launch is not None) is expected
         if expected:
             assert recipe["launch"]["columns"] == ["article_daily__sales_7d", "article_daily__price_level"]
+
+
+def test_launch_validation_plays_each_validation_category_as_a_launch(tmp_path):
+    from .conftest import TaskPlan
+
+    write_task_dataset(tmp_path / "t", [TaskPlan("A", g, "validation", 0.0, customers=12) for g in ("g1", "g2")]
+                       + [TaskPlan("C", "g1", "validation", 0.0, customers=12), TaskPlan("T", "g1", "train", 0.0)])
+    val = [t for t in load_task_dataset(tmp_path / "t").tasks if t.role == "validation"]
+    n_features = val[0].support.article_features.shape[1] // 2  # values, then their missing flags
+    launches = launch_validation_tasks(val, [0], n_features, support_rows=9, query_rows=10_000, seed=0)
+    assert [t.task_id for t in launches] == ["launch:A|*", "launch:C|g1"]  # A pooled over its groups, C one slice
+    assert {t.role for t in launches} == {"validation"}
+    a = launches[0]
+    assert len(a.support) == 9 and len(a.query) == sum(len(t.query) for t in val if t.category == "A")
+    for task in launches:
+        for batch in (task.support, task.query):
+            assert (batch.article_features[:, 0] == 0).all() and (batch.article_features[:, n_features] == 1).all()
+            assert batch.evidence is not None  # recomputed on the subsampled support, as at serving
+    # the evidence of the single slice counts its own (subsampled) support purchases
+    c, slice_c = launches[1], next(t for t in val if t.category == "C")
+    assert len(c.support) == 9 < len(slice_c.support)
+    positives = c.support.article_ids[c.support.labels.numpy() > 0.5]
+    np.testing.assert_allclose(np.expm1(c.query.evidence[:, 0].numpy()),
+                               [(positives == i).sum() for i in c.query.article_ids], atol=1e-4)
+    assert launch_validation_tasks(val, [], n_features, support_rows=9, query_rows=9, seed=0) == []
+
+
+def test_early_stopping_selects_on_warm_and_launch_validation(tmp_path):
+    import json
+
+    from fashion_meta.model.train import train
+
+    write_task_dataset(tmp_path / "t", plans(6, 4, 0))
+    for flag in (True, False):
+        result = train(tmp_path / "t", tmp_path / "reg", "fomaml", seed=0, version=f"v{flag}", promote=False,
+                       progress=False, meta_config=MetaConfig(epochs=3, patience=3, validate_launches=flag))
+        # epoch 0 validates the pretrained start; early stopping may keep it
+        rows = json.loads((result.model_dir / "logs" / "metrics.json").read_text())["epochs"]
+        card = json.loads((result.model_dir / "card.json").read_text())["metrics"]
+        if flag:
+            for r in rows:
+                assert r["val_select_loss"] == pytest.approx((r["val_loss"] + r["val_launch_loss"]) / 2)
+                assert r["val_launch_loss"] != r["val_loss"]  # the hidden history changes the losses
+            best = min(rows, key=lambda r: r["val_select_loss"])
+            assert card["val_launch_ndcg12"] == best["val_launch_ndcg12"]
+        else:
+            assert all("val_launch_loss" not in r and r["val_select_loss"] == r["val_loss"] for r in rows)
+            best = min(rows, key=lambda r: r["val_loss"])
+            assert "val_launch_loss" not in card
+        assert card["best_epoch"] == best["epoch"] and card["val_loss"] == best["val_loss"]
+
+
+def test_the_epoch_is_selected_on_the_mean_of_warm_and_launch_validation(tmp_path, monkeypatch):
+    """Scripted validation losses: warm keeps improving, launch gets worse from epoch 2; the selection loss
+    (their mean) is best at epoch 2, the warm loss alone at epoch 4."""
+    from fashion_meta.model import meta
+
+    warm, launch = iter([0.50, 0.45, 0.40, 0.39, 0.38]), iter([0.50, 0.45, 0.41, 0.60, 0.70])
+    real = meta.evaluate_tasks
+
+    def scripted(model, params, tasks, **kwargs):
+        out = real(model, params, tasks, **kwargs)
+        is_launch = all(t.task_id.startswith("launch:") for t in tasks)
+        return {**out, "loss": next(launch if is_launch else warm)}
+
+    monkeypatch.setattr(meta, "evaluate_tasks", scripted)
+    write_task_dataset(tmp_path / "t", plans(6, 4, 0))
+    data = load_task_dataset(tmp_path / "t")
+    model = build_model(data.spec.customer_input_dim, data.spec.article_input_dim, seed=0)
+    tasks = {role: [t for t in data.tasks if t.role == role] for role in ("train", "validation")}
+    n_features = len(data.spec.article.columns)
+    result = meta.meta_train(model, tasks["train"], tasks["validation"],
+                             MetaConfig(method="fomaml", epochs=4, patience=5, progress=False),
+                             log_dir=tmp_path / "log", cold_columns=[0], article_features=n_features,
+                             validate_start=True)
+    assert [round(r["val_select_loss"], 3) for r in result.history] == [0.5, 0.45, 0.405, 0.495, 0.54]
+    assert result.best_epoch == 2 and result.best["val_launch_loss"] == 0.41
+    # without launch validation the same warm losses pick epoch 4
+    warm = iter([0.50, 0.45, 0.40, 0.39, 0.38])
+    model = build_model(data.spec.customer_input_dim, data.spec.article_input_dim, seed=0)
+    plain = meta.meta_train(model, tasks["train"], tasks["validation"],
+                            MetaConfig(method="fomaml", epochs=4, patience=5, progress=False,
+                                       validate_launches=False),
+                            log_dir=tmp_path / "log2", cold_columns=[0], article_features=n_features,
+                            validate_start=True)
+    assert plain.best_epoch == 4 and "val_launch_loss" not in plain.best
 
 
 def test_cold_fraction_is_checked():

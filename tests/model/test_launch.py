@@ -188,7 +188,8 @@ def test_the_epoch_is_selected_on_the_mean_of_warm_and_launch_validation(tmp_pat
     tasks = {role: [t for t in data.tasks if t.role == role] for role in ("train", "validation")}
     n_features = len(data.spec.article.columns)
     result = meta.meta_train(model, tasks["train"], tasks["validation"],
-                             MetaConfig(method="fomaml", epochs=4, patience=5, progress=False),
+                             MetaConfig(method="fomaml", epochs=4, patience=5, progress=False,
+                                        validate_launches=True),
                              log_dir=tmp_path / "log", cold_columns=[0], article_features=n_features,
                              validate_start=True)
     assert [round(r["val_select_loss"], 3) for r in result.history] == [0.5, 0.45, 0.405, 0.495, 0.54]
@@ -197,8 +198,7 @@ def test_the_epoch_is_selected_on_the_mean_of_warm_and_launch_validation(tmp_pat
     warm = iter([0.50, 0.45, 0.40, 0.39, 0.38])
     model = build_model(data.spec.customer_input_dim, data.spec.article_input_dim, seed=0)
     plain = meta.meta_train(model, tasks["train"], tasks["validation"],
-                            MetaConfig(method="fomaml", epochs=4, patience=5, progress=False,
-                                       validate_launches=False),
+                            MetaConfig(method="fomaml", epochs=4, patience=5, progress=False),  # the default
                             log_dir=tmp_path / "log2", cold_columns=[0], article_features=n_features,
                             validate_start=True)
     assert plain.best_epoch == 4 and "val_launch_loss" not in plain.best

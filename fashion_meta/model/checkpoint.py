@@ -129,7 +129,9 @@ def save_model(
     staging = registry / f".tmp-{version}-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        save_file(tensors, str(staging / WEIGHTS), metadata={"format": CARD_FORMAT, "version": version})
+        # one metadata key: safetensors writes its metadata map in arbitrary order, so with two keys the same
+        # weights gave files differing in bytes (and in the card's sha256); the version is the folder and the card's
+        save_file(tensors, str(staging / WEIGHTS), metadata={"format": CARD_FORMAT})
         for name, source in (files or {}).items():
             target = staging / "logs" / name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -63,6 +63,17 @@ def test_files_are_safetensors_and_json_and_loading_never_unpickles(dataset, tmp
     assert load_model(tmp_path, "v1").version == "v1"
 
 
+def test_the_same_weights_give_the_same_file_bytes(dataset, tmp_path):
+    """safetensors orders its metadata map arbitrarily: with more than one key two saves of the same weights
+    differed in bytes about half the time; eight saves must give one file and one checksum."""
+    files, checksums = set(), set()
+    for i in range(8):
+        _save(dataset, tmp_path / f"r{i}", "v1")
+        files.add((tmp_path / f"r{i}" / "v1" / "model.safetensors").read_bytes())
+        checksums.add(json.loads((tmp_path / f"r{i}" / "v1" / "card.json").read_text())["weights"]["sha256"])
+    assert len(files) == 1 and len(checksums) == 1
+
+
 def test_registry_versions_and_atomic_promotion(dataset, tmp_path):
     assert list_versions(tmp_path) == [] and current_version(tmp_path) is None
     with pytest.raises(ValueError, match="no current version"):

@@ -513,7 +513,8 @@ def _record(set_name: str, method: str, k: int, seed: int, values: dict[str, lis
     for key, v in values.items():
         category, name = key.split("\t")
         if name.startswith("ndcg"):
-            per_category[category] = float(np.mean(np.sort(np.asarray(v, dtype=np.float64))))  # order-free, as bootstrap_ci
+            # over sorted values, so the mean does not depend on the customer order (as bootstrap_ci)
+            per_category[category] = float(np.mean(np.sort(np.asarray(v, dtype=np.float64))))
     customers = sum(len(v) for key, v in values.items() if key.endswith("\tndcg@12"))
     return EvalRecord(set_name, method, k, seed, customers, units, metrics, ci, per_category)
 

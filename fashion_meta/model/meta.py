@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -168,6 +169,9 @@ class MetaConfig:
             raise ValueError("anil adapts the head only")
         if not 0.0 <= self.cold_fraction <= 1.0:
             raise ValueError("cold_fraction must be between 0 and 1")
+        if self.validate_launches and self.cold_fraction == 0:
+            raise ValueError("validate_launches needs launch episodes (cold_fraction > 0): a model trained without "
+                             "them does not rank launches in launch mode")
         if self.meta_batch < 1 or self.epochs < 1 or self.inner_steps < 0 or self.patience < 1:
             raise ValueError("meta_batch, epochs, patience must be >= 1 and inner_steps >= 0")
 
@@ -289,8 +293,10 @@ def launch_validation_tasks(val: Sequence[Task], cold_columns: Sequence[int], ar
             task = slices[category][0]
             support, query = with_support_evidence(_subsample(task.support, support_rows, gen),
                                                    _subsample(task.query, query_rows, gen))
+            if not (support.labels > 0.5).any():  # as unit_tasks: no purchase to adapt on
+                continue
             task = replace(task, support=support, query=query)
-        if not len(task.support) or not len(task.query):
+        if not _usable([task]):
             continue
         out.append(replace(task, task_id=f"launch:{task.task_id}",
                            support=hide_columns(task.support, cold_columns, article_features),
@@ -368,7 +374,8 @@ def meta_train(
 
     ``config.validate_launches`` (with launch episodes on): the validation categories are also played as launches
     (:func:`launch_validation_tasks`), logged as ``val_launch_loss`` / ``val_launch_ndcg12``, and the epoch is
-    selected on ``val_select_loss``, the mean of ``val_loss`` and ``val_launch_loss``; otherwise on ``val_loss``.
+    selected on ``val_select_loss``, the mean of ``val_loss`` and ``val_launch_loss`` (of the finite ones);
+    otherwise on ``val_loss``, and the rows carry no launch columns (as before the option existed).
 
     Only train-role tasks train and only validation-role tasks select the epoch; any other role raises.
     Tasks without support or query rows are skipped. Writes ``metrics.csv``/``metrics.json`` to ``log_dir``.
@@ -388,6 +395,10 @@ def meta_train(
     val_launch = (launch_validation_tasks(val, cold_columns, article_features, config.unit_support, config.unit_query,
                                           config.seed)
                   if val and config.validate_launches and config.cold_fraction > 0 else [])
+    if val and config.validate_launches and not val_launch:
+        warnings.warn("validate_launches: no validation category could be played as a launch (no hidden history "
+                      "columns, or no support purchase left); selecting on the warm validation loss only",
+                      RuntimeWarning, stacklevel=2)
     method = config.spec
     names = parameter_names(model, config.adapt_selection)
     lrs = init_inner_lrs(model, names, config.inner_lr) if method.learn_lrs else None
@@ -399,16 +410,20 @@ def meta_train(
                              "launch_validation_tasks": [t.task_id for t in val_launch]}, sink=on_epoch)
 
     def validate() -> dict[str, Any]:
-        """The validation columns of an epoch's row; ``val_select_loss`` is what early stopping compares."""
+        """The validation columns of an epoch's row (launch columns only with launch validation)."""
         kwargs: dict[str, Any] = dict(steps=config.serving_steps, lr=config.inner_lr, adapt_names=names, lrs=lrs)
         metrics = evaluate_tasks(model, None, val, **kwargs)
         row = {f"val_{k}": v for k, v in metrics.items() if k != "tasks"}
-        row["val_select_loss"] = row["val_loss"]
         if val_launch:
             launch = evaluate_tasks(model, None, val_launch, **kwargs)
             row.update({"val_launch_loss": launch["loss"], "val_launch_ndcg12": launch["ndcg12"]})
-            row["val_select_loss"] = (row["val_loss"] + launch["loss"]) / 2.0
+            finite = [v for v in (row["val_loss"], launch["loss"]) if math.isfinite(v)]
+            row["val_select_loss"] = float(np.mean(finite)) if finite else math.nan
         return row
+
+    def select_loss(row: Mapping[str, Any]) -> float:
+        """What early stopping compares."""
+        return row["val_select_loss"] if val_launch else row["val_loss"]
 
     def snapshot() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor] | None]:
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -423,7 +438,7 @@ def meta_train(
             started = time.perf_counter()
             row0: dict[str, Any] = {"epoch": 0, **validate(), "seconds": round(time.perf_counter() - started, 4)}
             log.append(row0)
-            best_state, best_row, best_loss = snapshot(), row0, row0["val_select_loss"]
+            best_state, best_row, best_loss = snapshot(), row0, select_loss(row0)
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
             order = torch.randperm(len(train), generator=gen).tolist()
@@ -459,12 +474,13 @@ def meta_train(
                 row.update(validate())
             row["seconds"] = round(time.perf_counter() - started, 4)
             log.append(row)
-            bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val=f"{row.get('val_loss', math.nan):.4f}")
+            shown = select_loss(row) if val else math.nan
+            bar.set_postfix(epoch=epoch, loss=f"{row['train_loss']:.4f}", val=f"{shown:.4f}")
             if not val:  # nothing to select on: keep the last epoch
                 best_state, best_row = snapshot(), row
                 continue
-            if row["val_select_loss"] < best_loss - config.min_delta:
-                best_state, best_row, best_loss, bad_epochs = snapshot(), row, row["val_select_loss"], 0
+            if select_loss(row) < best_loss - config.min_delta:
+                best_state, best_row, best_loss, bad_epochs = snapshot(), row, select_loss(row), 0
             else:
                 bad_epochs += 1
                 if bad_epochs >= config.patience:

@@ -182,7 +182,7 @@ def train(
         "val_ndcg12": best.get("val_ndcg12"),
         "val_loss_unadapted": best.get("val_loss_unadapted"),
         "val_ndcg12_unadapted": best.get("val_ndcg12_unadapted"),
-        # meta-learners with launch validation: the launch-played validation categories and the selection loss
+        # only with launch validation (MetaConfig.validate_launches): the launch-played categories, the selection loss
         **{k: best[k] for k in ("val_launch_loss", "val_launch_ndcg12", "val_select_loss") if k in best},
         "train_loss": best.get("train_loss"),
         "best_epoch": result.best_epoch,

@@ -60,4 +60,5 @@ def test_a_record_does_not_depend_on_the_customer_order():
     rng = np.random.default_rng(3)
     values = {f"{cat}\t{name}": list(rng.random(97) / 3.0) for cat in ("a", "b") for name in ("ndcg@12", "hit@12")}
     shuffled = {key: list(rng.permutation(v)) for key, v in reversed(list(values.items()))}
-    assert _record("new_categories", "maml", 50, 1001, values, 2) == _record("new_categories", "maml", 50, 1001, shuffled, 2)
+    record = _record("new_categories", "maml", 50, 1001, values, 2)
+    assert record == _record("new_categories", "maml", 50, 1001, shuffled, 2)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -158,13 +160,13 @@ def test_early_stopping_selects_on_warm_and_launch_validation(tmp_path):
         if flag:
             for r in rows:
                 assert r["val_select_loss"] == pytest.approx((r["val_loss"] + r["val_launch_loss"]) / 2)
-                assert r["val_launch_loss"] != r["val_loss"]  # the hidden history changes the losses
             best = min(rows, key=lambda r: r["val_select_loss"])
             assert card["val_launch_ndcg12"] == best["val_launch_ndcg12"]
         else:
-            assert all("val_launch_loss" not in r and r["val_select_loss"] == r["val_loss"] for r in rows)
+            # off: the rows and the card are as before the option existed
+            assert all(not {"val_launch_loss", "val_select_loss"} & set(r) for r in rows)
             best = min(rows, key=lambda r: r["val_loss"])
-            assert "val_launch_loss" not in card
+            assert not {"val_launch_loss", "val_launch_ndcg12", "val_select_loss"} & set(card)
         assert card["best_epoch"] == best["epoch"] and card["val_loss"] == best["val_loss"]
 
 
@@ -202,8 +204,29 @@ def test_the_epoch_is_selected_on_the_mean_of_warm_and_launch_validation(tmp_pat
                             log_dir=tmp_path / "log2", cold_columns=[0], article_features=n_features,
                             validate_start=True)
     assert plain.best_epoch == 4 and "val_launch_loss" not in plain.best
+    # a non-finite launch loss leaves the warm loss to select on, rather than freezing the selection
+    warm, launch = iter([0.50, 0.45, 0.40, 0.39, 0.38]), iter([math.nan] * 5)
+    model = build_model(data.spec.customer_input_dim, data.spec.article_input_dim, seed=0)
+    broken = meta.meta_train(model, tasks["train"], tasks["validation"],
+                             MetaConfig(method="fomaml", epochs=4, patience=5, progress=False,
+                                        validate_launches=True),
+                             log_dir=tmp_path / "log3", cold_columns=[0], article_features=n_features,
+                             validate_start=True)
+    assert broken.best_epoch == 4 and broken.best["val_select_loss"] == 0.38
+    # asked for but impossible (no hidden history columns): a warning, and the warm loss selects
+    warm = iter([0.50, 0.45, 0.40, 0.39, 0.38])
+    model = build_model(data.spec.customer_input_dim, data.spec.article_input_dim, seed=0)
+    with pytest.warns(RuntimeWarning, match="validate_launches"):
+        none = meta.meta_train(model, tasks["train"], tasks["validation"],
+                               MetaConfig(method="fomaml", epochs=4, patience=5, progress=False,
+                                          validate_launches=True),
+                               log_dir=tmp_path / "log4", cold_columns=[], article_features=n_features,
+                               validate_start=True)
+    assert none.best_epoch == 4
 
 
 def test_cold_fraction_is_checked():
     with pytest.raises(ValueError, match="cold_fraction"):
         MetaConfig(cold_fraction=1.5)
+    with pytest.raises(ValueError, match="validate_launches needs launch episodes"):
+        MetaConfig(cold_fraction=0.0, validate_launches=True)

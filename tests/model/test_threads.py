@@ -49,14 +49,19 @@ def test_train_command_trains_on_its_thread_count_and_restores_the_callers(task_
     assert seen == [1] and torch.get_num_threads() == 2
 
 
-def test_train_command_refuses_a_bad_meta_setting_in_one_line(task_folder, tmp_path, capsys):
+@pytest.mark.parametrize("setting, message", [
+    ('meta_init = "warm"', "init must be one of random, pretrained"),
+    # validate_launches reaches MetaConfig, which refuses it without launch episodes
+    ("cold_fraction = 0.0\nvalidate_launches = true", "validate_launches needs launch episodes"),
+])
+def test_train_command_refuses_a_bad_meta_setting_in_one_line(task_folder, tmp_path, capsys, setting, message):
     pytest.importorskip("pyspark", reason="the command's run log needs pyspark (a GPU box may have no Spark)")
     from fashion_meta.cli import main
 
     lake = tmp_path / "lake"
     shutil.copytree(task_folder, lake / "task_files" / f"run_date={RUN_DATE}")
     bad = tmp_path / "bad.toml"
-    bad.write_text('[train]\nmeta_init = "warm"\n')
+    bad.write_text(f"[train]\n{setting}\n")
     code = main(["train", "--run-date", RUN_DATE.isoformat(), "--lake", str(lake), "--config", str(bad)])
     err = capsys.readouterr().err
-    assert code == 2 and "init must be one of random, pretrained" in err and "Traceback" not in err
+    assert code == 2 and message in err and "Traceback" not in err

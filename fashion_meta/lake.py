@@ -35,8 +35,9 @@ def ensure_table(
 ) -> None:
     """Create an empty Delta table with the contract schema if none exists at ``path``.
 
-    A creation killed before its first commit leaves a ``_delta_log`` folder with only temporary files, which Delta
-    then refuses as "table not found"; such a leftover (nothing committed, no data file) is removed first.
+    A creation killed before its first commit leaves a ``_delta_log`` folder with only temporary files, or an empty
+    one, which Delta then refuses as "table not found"; such a leftover (nothing committed, no data file) is removed
+    first.
     """
     from delta.tables import DeltaTable
 
@@ -59,10 +60,12 @@ def _clear_aborted_creation(spark: SparkSession, path: str) -> None:
     if table_exists(spark, path):
         return
     files = [name for name, _, _ in fs.listing(spark, path)]
-    if not files or not all(f.startswith("_delta_log/") for f in files):
-        return  # nothing there, or data files: left for Delta to report
+    if not all(f.startswith("_delta_log/") for f in files):
+        return  # data files: left for Delta to report
     if any(_COMMITTED.match(f) for f in files):
         return
+    # temporary files only, or none: a kill can come before the first file is written, leaving an empty
+    # _delta_log folder that Delta also refuses (seen in the kill/resume test); no-op when there is no _delta_log
     fs.delete(spark, f"{path.rstrip('/')}/_delta_log")
 
 

@@ -32,6 +32,17 @@ def test_ensure_table_recovers_from_an_aborted_creation(spark, tmp_path):
     assert lake.read_table(spark, str(path)).count() == 2
 
 
+def test_ensure_table_recovers_from_a_creation_killed_before_any_file(spark, tmp_path):
+    """A nightly killed inside the creation left an empty _delta_log folder (seen in a kill/resume test run)."""
+    path = tmp_path / "t"
+    (path / "_delta_log").mkdir(parents=True)
+    assert not lake.table_exists(spark, str(path))
+    lake.ensure_table(spark, str(path), SCHEMA)
+    assert lake.read_table(spark, str(path)).schema.fieldNames() == ["id", "name"]
+    lake.ensure_table(spark, str(tmp_path / "fresh"), SCHEMA)  # no folder at all: created as before
+    assert lake.table_exists(spark, str(tmp_path / "fresh"))
+
+
 def test_ensure_table_never_removes_data_files(spark, tmp_path):
     path = tmp_path / "t"
     _aborted_log(path)

@@ -226,7 +226,8 @@ def hide_columns(batch: Batch, columns: Sequence[int], n_features: int) -> Batch
 
 
 def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: int, *,
-               group_evidence: bool = True) -> list[Task]:
+               group_evidence: bool = True, kinds: Sequence[str] = ("category", "user_group"),
+               single_slices: bool = False) -> list[Task]:
     """Episodes shaped like the units the system adapts to: each category over all its user groups
     ("<category>|*", a new category) and each user group over all its categories ("*|<group>", a new group).
 
@@ -237,14 +238,17 @@ def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: 
     unit episode costs about as much as the K = 50 support sets it stands for. Support evidence is recomputed on
     the pooled support; a user group's episode gets none unless ``group_evidence`` (``ModelConfig.group_evidence``:
     the same rule as at serving).
+
+    ``kinds``: which units to build; ``single_slices``: also make a unit of a key with one slice (its rows
+    subsampled and its evidence recomputed like any unit), for launch validation.
     """
     gen = torch.Generator().manual_seed(seed)
     out = []
-    for kind in ("category", "user_group"):
+    for kind in kinds:
         keys = sorted({getattr(t, kind) for t in tasks})
         for key in keys:
             members = [t for t in tasks if getattr(t, kind) == key]
-            if len(members) < 2:
+            if len(members) < 2 and not single_slices:
                 continue  # a single slice is already an episode
             support, query = Batch.concat([t.support for t in members]), Batch.concat([t.query for t in members])
             # each slice splits at its own day: keep the pooled support strictly before the pooled query
@@ -269,39 +273,19 @@ def unit_tasks(tasks: Sequence[Task], support_rows: int, query_rows: int, seed: 
 def launch_validation_tasks(val: Sequence[Task], cold_columns: Sequence[int], article_features: int,
                             support_rows: int, query_rows: int, seed: int) -> list[Task]:
     """Validation categories played as launches: each category over all its user groups (the unit a new category
-    is adapted on, :func:`unit_tasks`; a category with a single slice is that slice), its support rows subsampled
-    to ``support_rows`` (the K = 50 shape, support evidence recomputed) and the article and category history
-    (``cold_columns``) hidden in support and query, as in the launch episodes of meta-training.
+    is adapted on, :func:`unit_tasks`, a single slice included), subsampled to ``support_rows`` (the K = 50 shape,
+    support evidence recomputed), with the article and category history (``cold_columns``) hidden in support and
+    query, as in the launch episodes of meta-training.
 
     The selection of the epoch then sees how the initialisation adapts to a launch, not only to a warm slice.
     Task ids get a ``launch:`` prefix; the role stays "validation".
     """
     if not cold_columns:
         return []
-    cats = [t for t in val if not t.is_group_unit]
-    units = {t.category: t for t in unit_tasks(cats, support_rows, query_rows, seed) if not t.is_group_unit}
-    slices: dict[str, list[Task]] = {}
-    for t in cats:
-        slices.setdefault(t.category, []).append(t)
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for category in sorted(slices):
-        task = units.get(category)
-        if task is None:
-            if len(slices[category]) > 1:  # pooled support left no purchase before the pooled query
-                continue
-            task = slices[category][0]
-            support, query = with_support_evidence(_subsample(task.support, support_rows, gen),
-                                                   _subsample(task.query, query_rows, gen))
-            if not (support.labels > 0.5).any():  # as unit_tasks: no purchase to adapt on
-                continue
-            task = replace(task, support=support, query=query)
-        if not _usable([task]):
-            continue
-        out.append(replace(task, task_id=f"launch:{task.task_id}",
-                           support=hide_columns(task.support, cold_columns, article_features),
-                           query=hide_columns(task.query, cold_columns, article_features)))
-    return out
+    units = unit_tasks([t for t in val if not t.is_group_unit], support_rows, query_rows, seed, kinds=("category",),
+                       single_slices=True)
+    return [replace(t, task_id=f"launch:{t.task_id}", support=hide_columns(t.support, cold_columns, article_features),
+                    query=hide_columns(t.query, cold_columns, article_features)) for t in _usable(units)]
 
 
 def _subsample(batch: Batch, size: int | None, gen: torch.Generator) -> Batch:
@@ -394,7 +378,7 @@ def meta_train(
                                                            config.seed, group_evidence=group_evidence))]
     val_launch = (launch_validation_tasks(val, cold_columns, article_features, config.unit_support, config.unit_query,
                                           config.seed)
-                  if val and config.validate_launches and config.cold_fraction > 0 else [])
+                  if val and config.validate_launches else [])  # MetaConfig refuses it without launch episodes
     if val and config.validate_launches and not val_launch:
         warnings.warn("validate_launches: no validation category could be played as a launch (no hidden history "
                       "columns, or no support purchase left); selecting on the warm validation loss only",

@@ -128,7 +128,7 @@ def test_launch_validation_plays_each_validation_category_as_a_launch(tmp_path):
     val = [t for t in load_task_dataset(tmp_path / "t").tasks if t.role == "validation"]
     n_features = val[0].support.article_features.shape[1] // 2  # values, then their missing flags
     launches = launch_validation_tasks(val, [0], n_features, support_rows=9, query_rows=10_000, seed=0)
-    assert [t.task_id for t in launches] == ["launch:A|*", "launch:C|g1"]  # A pooled over its groups, C one slice
+    assert [t.task_id for t in launches] == ["launch:A|*", "launch:C|*"]  # A pooled over its groups, C one slice
     assert {t.role for t in launches} == {"validation"}
     a = launches[0]
     assert len(a.support) == 9 and len(a.query) == sum(len(t.query) for t in val if t.category == "A")

@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-per-k", action="store_true", default=None,
                    help="train every method on each K's own task files (default: once per seed on the smallest K, "
                         "reused for the larger ones) [evaluate.train_per_k]")
+    p.add_argument("--keep-work", action="store_true", default=None,
+                   help="keep each finished seed's rebuilt lakes under DIR/work (about 1 GB per K and seed on the "
+                        "default shop; by default they are removed once the seed's records are saved) "
+                        "[evaluate.keep_work]")
     _common(p)
     p.set_defaults(handler=cmd_evaluate)
 
@@ -559,8 +563,8 @@ def cmd_evaluate(ctx: Context) -> str:
     """Run the offline evaluation for every seed and write the report."""
     from fashion_meta.evaluation.report import write_report
     from fashion_meta.evaluation.run import (
-        SEED_RECORDS, EvalParams, load_seed_records, records_to_json, run_evaluation, save_seed_records,
-        seed_fingerprint,
+        SEED_RECORDS, EvalParams, clear_seed_work, load_seed_records, records_to_json, run_evaluation,
+        save_seed_records, seed_fingerprint,
     )
     from fashion_meta.runlog import code_version
     from fashion_meta.spark import release_memory
@@ -572,8 +576,16 @@ def cmd_evaluate(ctx: Context) -> str:
     methods = tuple(m.strip() for m in (a.methods.split(",") if a.methods else e["methods"]) if m.strip())
     shape = {k: getattr(a, k) or e[k] for k in ("customers", "articles", "categories", "days")}
     out = Path(a.out).resolve()
+    keep_work = bool(a.keep_work if a.keep_work is not None else e["keep_work"])
     records = []
     cutoff = a.cutoff
+
+    def tidy(seed: int, seed_dir: Path) -> None:
+        if not keep_work:
+            freed = clear_seed_work(seed_dir)
+            if freed:
+                log.info("evaluate: seed %d: its rebuilt lakes removed (%.1f GB freed; --keep-work keeps them)",
+                         seed, freed / 1e9)
     for seed in seeds:
         source = a.input
         if source is None:
@@ -602,6 +614,7 @@ def cmd_evaluate(ctx: Context) -> str:
                      "(delete %s to evaluate it again)", seed, len(earlier), seed_dir / SEED_RECORDS)
             records += earlier
             ctx.counts["evaluate.seeds_reused"] = ctx.counts.get("evaluate.seeds_reused", 0) + 1
+            tidy(seed, seed_dir)
             continue
         if a.input is None:
             # a shop generated with another shape or seed under the same --out is generated again, not reused
@@ -615,6 +628,7 @@ def cmd_evaluate(ctx: Context) -> str:
                                                progress=lambda line: log.info("evaluate: %s", line)))
         save_seed_records(seed_dir, fingerprint, found)  # a later seed's failure does not lose this one
         records += found
+        tidy(seed, seed_dir)
         heap = release_memory(ctx.spark)
         if heap is not None:
             log.info("evaluate: seed %d: driver heap in use %d MiB, %d MiB after releasing caches", seed, *heap)

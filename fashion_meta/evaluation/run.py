@@ -611,6 +611,23 @@ def save_seed_records(seed_dir: Path, fingerprint: dict[str, Any], records: list
     return path
 
 
+def clear_seed_work(seed_dir: Path) -> int:
+    """Remove a finished seed's rebuilt lakes (the source lake and every ``k=K`` lake); returns the bytes freed.
+
+    Kept: ``records.json`` (what the report is made of), ``holdout.json``, a generated ``shop`` and its
+    ``shop_spec.json`` (the input, reused by a rerun with other settings). The lakes are rebuilt from the input by
+    any rerun that evaluates the seed again, so nothing is lost; ``--keep-work`` keeps them for inspection. Called
+    only once the seed's records are saved."""
+    if not (seed_dir / SEED_RECORDS).is_file():
+        raise RuntimeError(f"{seed_dir} has no {SEED_RECORDS}: its work is not finished and is not removed")
+    freed = 0
+    for path in sorted(seed_dir.iterdir()):
+        if path.is_dir() and (path.name == "source" or path.name.startswith("k=")):
+            freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+            shutil.rmtree(path)
+    return freed
+
+
 def load_seed_records(seed_dir: Path, fingerprint: dict[str, Any]) -> list[dict[str, Any]] | None:
     """A finished seed's records from an earlier run with the same fingerprint, else None (the seed is rerun).
 

@@ -39,16 +39,11 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
             "--seeds", "1", "--methods", "fomaml,transfer", "--epochs", "3", "--customers", "300",
             "--articles", "150", "--categories", "8", "--days", "45", "--window-days", "14",
             "--lake", str(tmp_path / "lake")]  # its run-log row goes there, not into ./lake
-    code = main(args)
+    code = main(args + ["--keep-work"])  # the lakes are inspected below
     assert code == 0, capsys.readouterr().err
     report = json.loads((out / "metrics.json").read_text())
-    # the finished seed's records are kept: the same command again reuses them instead of evaluating again
     assert (out / "work" / "seed=1" / "records.json").is_file()
     assert '"customers": 300' in (out / "work" / "seed=1" / "shop_spec.json").read_text()  # the shop's shape, kept
-    capsys.readouterr()
-    assert main(args) == 0
-    assert "seed 1: %d records of an earlier run" % len(report["records"]) in capsys.readouterr().err
-    assert json.loads((out / "metrics.json").read_text())["records"] == report["records"]
     records = report["records"]
     new = [r for r in records if r["set"] == "new_categories"]
     assert {r["k"] for r in new} == {0, 10}
@@ -117,3 +112,14 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys):
         if unit:
             assert unit[0]["role"] == "holdout" and unit[0]["support_rows"] > positives  # negatives drawn too
     assert "from_scratch" in {r["method"] for r in new_groups}  # only ranks when there is a support set
+
+    # the finished seed's records are kept: the same command again (without --keep-work) reuses them instead of
+    # evaluating again, and removes the seed's rebuilt lakes; records, hold-out and the generated shop stay
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "seed 1: %d records of an earlier run" % len(report["records"]) in err
+    assert "rebuilt lakes removed" in err
+    assert json.loads((out / "metrics.json").read_text())["records"] == report["records"]
+    assert sorted(p.name for p in work.iterdir()) == ["holdout.json", "records.json", "shop", "shop_spec.json"]
+    assert (work / "shop" / "transactions_train.csv").is_file()

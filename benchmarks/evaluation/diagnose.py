@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/evaluation/diagnose.py --work OUT/work/seed=S [--k 50] [--weights 0.5,1,2,4,8]
 
-Reads what `fashion-meta evaluate` left in its work folder for one seed: the source lake (for the truth after the
+Reads what `fashion-meta evaluate --keep-work` left in its work folder for one seed: the source lake (for the truth after the
 cutoff and the customers' user groups, recomputed with Spark exactly as the evaluation does), the K lake's task
 files (support rows of each held-out category and the scoring snapshot at the cutoff) and the models trained for
 that seed (the smallest K lake's registry). Then, on the held-out categories only, prints NDCG@12 (mean over the
@@ -73,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     if not holdout_file.is_file():
         print(f"error: {holdout_file} not found: --work must be OUT/work/seed=S of a finished evaluation",
               file=sys.stderr)
+        return 2
+    if not (work / "source").is_dir():
+        print(f"error: {work} holds no lakes: `fashion-meta evaluate` removes a finished seed's lakes unless run "
+              f"with --keep-work; delete {work / 'records.json'} (else the seed's records are reused and nothing is "
+              "rebuilt) and run the same evaluate command with --keep-work", file=sys.stderr)
         return 2
     hold = json.loads(holdout_file.read_text())
     cutoff = dt.date.fromisoformat(hold["cutoff"])

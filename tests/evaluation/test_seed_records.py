@@ -6,6 +6,8 @@ import datetime as dt
 import json
 import logging
 
+import pytest
+
 from fashion_meta.evaluation.run import (
     SEED_RECORDS, EvalParams, clear_seed_work, load_seed_records, save_seed_records, seed_fingerprint,
 )
@@ -65,8 +67,6 @@ def test_a_record_does_not_depend_on_the_customer_order():
 
 
 def test_clearing_a_seed_removes_only_its_rebuilt_lakes_and_only_once_finished(tmp_path):
-    import pytest
-
     seed_dir = tmp_path / "seed=5"
     for name in ("source/bronze/articles", "k=0/features/x", "k=10/models/maml", "shop"):
         (seed_dir / name).mkdir(parents=True)

@@ -331,11 +331,13 @@ def _run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: T
     needed = required_feature_dates(spark, lake_root, run_date, params.window_days)
     if needed is None:
         raise InputError(f"{C.BRONZE_TRANSACTIONS} is empty: nothing to build tasks from")
-    missing = missing_feature_dates(spark, lake_root, *needed) if needed[0] <= needed[1] else []
+    # the task rows read the day before each window day; the scoring snapshot (and the new-category rule) reads D
+    missing = missing_feature_dates(spark, lake_root, min(needed[0], run_date), run_date)
     if missing:
         raise InputError(
-            f"features missing for {len(missing)} day(s) of the task window ({missing[0]}..{missing[-1]}): run "
-            f"`fashion-meta features --backfill {missing[0]} {missing[-1]}` (nightly does this itself)"
+            f"features missing for {len(missing)} day(s) of the task window and its run date "
+            f"({missing[0]}..{missing[-1]}): run `fashion-meta features --backfill {missing[0]} {missing[-1]}` "
+            "(nightly does this itself)"
         )
 
     entities = _entity_rows(spark, lake_root, run_date, params, summary, holdout_members)

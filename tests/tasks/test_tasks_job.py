@@ -31,9 +31,14 @@ def built(spark, tmp_path_factory):
     shop, root = base / "shop", str(base / "lake")
     generate_shop(ShopSpec(customers=400, articles=150, categories=5, days=21, seed=3), shop)
     run_ingest(spark, str(shop), root, as_of=RUN)
-    with pytest.raises(InputError, match="features missing for 10 day"):
+    with pytest.raises(InputError, match="features missing for 11 day"):  # the 10 days before the window days, D
         run_tasks(spark, root, RUN, PARAMS)
-    run_features(spark, root, RUN - dt.timedelta(days=PARAMS.window_days), RUN, FeatureParams(text_vectors=True))
+    run_features(spark, root, RUN - dt.timedelta(days=PARAMS.window_days), RUN - dt.timedelta(days=1),
+                 FeatureParams(text_vectors=True))
+    # the task rows have their features now, but the scoring snapshot reads D's: a clear error, not Feast's crash
+    with pytest.raises(InputError, match=f"features missing for 1 day.*{RUN}..{RUN}.*--backfill {RUN} {RUN}"):
+        run_tasks(spark, root, RUN, PARAMS)
+    run_features(spark, root, RUN, RUN, FeatureParams(text_vectors=True))
     groups = sorted(r[0] for r in lake.read_table(spark, lake.table_path(root, C.FEATURES_CUSTOMER_DAILY))
                     .select("user_group").distinct().collect())
     params = TaskParams(**{**PARAMS.__dict__, "holdout_groups": groups[0]})

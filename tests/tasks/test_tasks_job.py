@@ -33,12 +33,12 @@ def built(spark, tmp_path_factory):
     run_ingest(spark, str(shop), root, as_of=RUN)
     with pytest.raises(InputError, match="features missing for 11 day"):  # the 10 days before the window days, D
         run_tasks(spark, root, RUN, PARAMS)
-    run_features(spark, root, RUN - dt.timedelta(days=PARAMS.window_days), RUN - dt.timedelta(days=1),
-                 FeatureParams(text_vectors=True))
-    # the task rows have their features now, but the scoring snapshot reads D's: a clear error, not Feast's crash
-    with pytest.raises(InputError, match=f"features missing for 1 day.*{RUN}..{RUN}.*--backfill {RUN} {RUN}"):
-        run_tasks(spark, root, RUN, PARAMS)
-    run_features(spark, root, RUN, RUN, FeatureParams(text_vectors=True))
+    run_features(spark, root, RUN - dt.timedelta(days=PARAMS.window_days), RUN, FeatureParams(text_vectors=True))
+    # a day later every task row has its features, but the scoring snapshot reads D's: a clear error naming the
+    # backfill, raised before any Feast call (Feast itself fails with an AttributeError on the empty snapshot)
+    after = RUN + dt.timedelta(days=1)
+    with pytest.raises(InputError, match=f"features missing for 1 day.*{after}..{after}.*--backfill {after} {after}"):
+        run_tasks(spark, root, after, PARAMS)
     groups = sorted(r[0] for r in lake.read_table(spark, lake.table_path(root, C.FEATURES_CUSTOMER_DAILY))
                     .select("user_group").distinct().collect())
     params = TaskParams(**{**PARAMS.__dict__, "holdout_groups": groups[0]})

@@ -87,7 +87,7 @@ def main() -> None:
 
     params = TaskParams(window_days=args.window_days)
     needed = tasks_job.required_feature_dates(spark, lake_root, run_date, params.window_days)
-    missing = tasks_job.missing_feature_dates(spark, lake_root, needed[0], run_date)  # D too: the scoring snapshot
+    missing = tasks_job.missing_feature_dates(spark, lake_root, *needed)
     if missing:
         t0 = time.monotonic()
         run_features(spark, lake_root, missing[0], run_date, FeatureParams())

@@ -704,8 +704,8 @@ def _nightly_features(ctx: Context, run_date: dt.date) -> str:
     from fashion_meta.tasks.job import missing_feature_dates, required_feature_dates
 
     needed = required_feature_dates(ctx.spark, ctx.lake, run_date, ctx.cfg.get("tasks.window_days"))
-    missing = missing_feature_dates(ctx.spark, ctx.lake, *needed) if needed and needed[0] <= needed[1] else []
-    return _features(ctx, min(missing[0], run_date) if missing else run_date, run_date)
+    missing = missing_feature_dates(ctx.spark, ctx.lake, *needed) if needed else []
+    return _features(ctx, missing[0] if missing else run_date, run_date)
 
 
 def _fresh_model(ctx: Context, run_date: dt.date) -> str | None:

@@ -136,18 +136,21 @@ def missing_feature_dates(spark: SparkSession, lake_root: str, start: dt.date, e
 
 
 def required_feature_dates(spark: SparkSession, lake_root: str, run_date: dt.date, window_days: int) -> tuple[dt.date, dt.date] | None:
-    """The feature days the task rows of ``run_date`` read (the day before each window day), clipped to the data.
+    """The feature days the tasks stage of ``run_date`` reads, as an inclusive range ending at ``run_date``.
 
-    Days before the first transaction cannot have feature rows; None when there is no transaction at all.
+    The task rows read the day before each window day; the scoring snapshot and the new-category rule read
+    ``run_date`` itself. Days before the first transaction cannot have feature rows, so the range starts no
+    earlier than that (and is ``run_date`` alone when the first transaction is on or after it). None when
+    there is no transaction at all.
     """
-    start, end = window(run_date, window_days)
+    start, _ = window(run_date, window_days)
     first = (
         lake.read_table(spark, lake.table_path(lake_root, C.BRONZE_TRANSACTIONS))
         .agg(F.min("t_dat")).first()[0]
     )
     if first is None:
         return None
-    return max(start - dt.timedelta(days=1), first), end - dt.timedelta(days=1)
+    return min(max(start - dt.timedelta(days=1), first), run_date), run_date
 
 
 def _entity_rows(spark: SparkSession, lake_root: str, run_date: dt.date, params: TaskParams,
@@ -331,8 +334,7 @@ def _run_tasks(spark: SparkSession, lake_root: str, run_date: dt.date, params: T
     needed = required_feature_dates(spark, lake_root, run_date, params.window_days)
     if needed is None:
         raise InputError(f"{C.BRONZE_TRANSACTIONS} is empty: nothing to build tasks from")
-    # the task rows read the day before each window day; the scoring snapshot (and the new-category rule) reads D
-    missing = missing_feature_dates(spark, lake_root, min(needed[0], run_date), run_date)
+    missing = missing_feature_dates(spark, lake_root, *needed)
     if missing:
         raise InputError(
             f"features missing for {len(missing)} day(s) of the task window and its run date "

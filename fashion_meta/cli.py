@@ -179,9 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train every method on each K's own task files (default: once per seed on the smallest K, "
                         "reused for the larger ones) [evaluate.train_per_k]")
     p.add_argument("--keep-work", action="store_true", default=None,
-                   help="keep each finished seed's rebuilt lakes under DIR/work (about 1 GB per K and seed on the "
-                        "default shop; by default they are removed once the seed's records are saved) "
-                        "[evaluate.keep_work]")
+                   help="keep each seed's rebuilt lakes under DIR/work (about 1 GB per K and seed on the default "
+                        "shop; by default each K lake is removed once its K is evaluated and the source lake once "
+                        "the seed's records are saved) [evaluate.keep_work]")
     _common(p)
     p.set_defaults(handler=cmd_evaluate)
 
@@ -624,7 +624,7 @@ def cmd_evaluate(ctx: Context) -> str:
                     and made.read_text(encoding="utf-8") == wanted):
                 generate_shop(spec, source)
                 made.write_text(wanted, encoding="utf-8")
-        found = records_to_json(run_evaluation(ctx.spark, source, str(out), params,
+        found = records_to_json(run_evaluation(ctx.spark, source, str(out), params, keep_work=keep_work,
                                                progress=lambda line: log.info("evaluate: %s", line)))
         save_seed_records(seed_dir, fingerprint, found)  # a later seed's failure does not lose this one
         records += found

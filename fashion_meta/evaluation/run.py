@@ -521,8 +521,12 @@ def _record(set_name: str, method: str, k: int, seed: int, values: dict[str, lis
 
 # ----------------------------------------------------------------------------------------------- driver
 def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: EvalParams,
-                   progress: Callable[[str], None] = lambda line: None) -> list[EvalRecord]:
-    """Ingest ``input_dir`` once, then for every K rebuild and evaluate; returns the records (also written)."""
+                   progress: Callable[[str], None] = lambda line: None, keep_work: bool = True) -> list[EvalRecord]:
+    """Ingest ``input_dir`` once, then for every K rebuild and evaluate; returns the records (also written).
+
+    ``keep_work=False`` removes each K lake as soon as its K is evaluated (its models stay in memory for the larger
+    K), so the disk holds the source lake and one K lake at a time; the source lake is removed by
+    ``clear_seed_work`` once the seed's records are saved."""
     from fashion_meta.features.embeddings import compute_article_embeddings
     from fashion_meta.features.job import article_categories
     from fashion_meta.ingest.job import run_ingest
@@ -552,6 +556,18 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
                                                    "cutoff": params.cutoff.isoformat()}))
     progress(f"seed {params.seed}: held out categories {new_categories}, user groups {new_groups}; "
              f"{truth.num_rows} (customer, category) truths in the {params.query_days} days after the cutoff")
+    records = _evaluate_each_k(spark, source, work, params, new_categories, new_groups, truth, group_of,
+                               group_members, progress, keep_work)
+    groups.unpersist()
+    progress(f"seed {params.seed}: {len(records)} records in {time.monotonic() - started:.0f}s")
+    return records
+
+
+def _evaluate_each_k(spark: SparkSession, source: str, work: Path, params: EvalParams, new_categories: list[str],
+                     new_groups: list[str], truth: pa.Table, group_of: dict[str, str],
+                     group_members: DataFrame | None, progress: Callable[[str], None],
+                     keep_work: bool) -> list[EvalRecord]:
+    """Build and evaluate the K lakes from the smallest K up (see ``run_evaluation``)."""
     records: list[EvalRecord] = []
     trained = None  # models of the smallest K, reused for the larger ones unless train_per_k (module docstring)
     for k in sorted(params.ks):
@@ -567,10 +583,12 @@ def run_evaluation(spark: SparkSession, input_dir: str, out_dir: str, params: Ev
         records += found
         trained = trained or models
         heap = release_memory(spark, keep_cache=True)  # the next K builds a new lake: Delta's log cache of this one goes
-        progress(f"seed {params.seed}: K={k} done in {time.monotonic() - t0:.0f}s"
-                 + (f"; driver heap in use {heap[0]} MiB, {heap[1]} MiB after release" if heap else ""))
-    groups.unpersist()
-    progress(f"seed {params.seed}: {len(records)} records in {time.monotonic() - started:.0f}s")
+        line = f"seed {params.seed}: K={k} done in {time.monotonic() - t0:.0f}s"
+        if heap:
+            line += f"; driver heap in use {heap[0]} MiB, {heap[1]} MiB after release"
+        if not keep_work:  # the models of this K are in memory: the larger K needs nothing from its lake
+            line += f"; its lake removed ({_remove_tree(Path(k_lake)) / 1e9:.2f} GB freed; --keep-work keeps it)"
+        progress(line)
     return records
 
 
@@ -612,7 +630,7 @@ def save_seed_records(seed_dir: Path, fingerprint: dict[str, Any], records: list
 
 
 def clear_seed_work(seed_dir: Path) -> int:
-    """Remove a finished seed's rebuilt lakes (the source lake and every ``k=K`` lake); returns the bytes freed.
+    """Remove a finished seed's rebuilt lakes (the source lake and any ``k=K`` lake left); returns the bytes freed.
 
     Kept: ``records.json`` (what the report is made of), ``holdout.json``, a generated ``shop`` and its
     ``shop_spec.json`` (the input, reused by a rerun with other settings). The lakes are rebuilt from the input by
@@ -623,9 +641,15 @@ def clear_seed_work(seed_dir: Path) -> int:
     freed = 0
     for path in sorted(seed_dir.iterdir()):
         if path.is_dir() and (path.name == "source" or path.name.startswith("k=")):
-            freed += sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-            shutil.rmtree(path)
+            freed += _remove_tree(path)
     return freed
+
+
+def _remove_tree(path: Path) -> int:
+    """Remove a folder; returns the bytes of the files it held."""
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    shutil.rmtree(path)
+    return size
 
 
 def load_seed_records(seed_dir: Path, fingerprint: dict[str, Any]) -> list[dict[str, Any]] | None:

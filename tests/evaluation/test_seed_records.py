@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -85,3 +86,48 @@ def test_clearing_a_seed_removes_only_its_rebuilt_lakes_and_only_once_finished(t
         "holdout.json", "kept_notes", "records.json", "shop", "shop_spec.json"]
     assert (seed_dir / "shop" / "transactions_train.csv").is_file()
     assert clear_seed_work(seed_dir) == 0  # again: nothing left to remove
+
+
+@pytest.mark.parametrize("keep_work", [False, True])
+def test_without_keep_work_each_k_lake_goes_once_its_k_is_evaluated(tmp_path, monkeypatch, keep_work):
+    """The disk holds the source lake and one K lake at a time (unless --keep-work), from the smallest K up, and the
+    models of the smallest K (in memory) still reach the larger K. Building and evaluating a K lake are replaced by
+    stand-ins that write a folder and record what they see (the real ones: tests/evaluation/test_evaluate.py)."""
+    from fashion_meta.evaluation import run
+
+    work = tmp_path / "seed=3"
+    source = work / "source"
+    (source / "bronze").mkdir(parents=True)
+    (work / "k=50").mkdir()  # left by an unfinished earlier run: rebuilt, not reused
+    (work / "k=50" / "stale").write_text("old")
+    seen = []
+
+    def build(spark, source_lake, target, params, k, new_categories, group_members):
+        assert source_lake == str(source) and source.is_dir()
+        seen.append((k, sorted(p.name for p in work.iterdir() if p.name.startswith("k="))))
+        Path(target, "bronze").mkdir(parents=True)
+        Path(target, "bronze", "part-0.parquet").write_bytes(b"x" * 3_000_000)
+
+    def evaluate(spark, k_lake, params, k, new_categories, new_groups, truth, group_of, *, group_members=None,
+                 trained=None, progress=None):
+        assert Path(k_lake, "bronze", "part-0.parquet").is_file()
+        models = {"fomaml": f"trained on K={k}"}
+        return [f"record of K={k} with the model {(trained or models)['fomaml']}"], models
+
+    monkeypatch.setattr(run, "build_k_lake", build)
+    monkeypatch.setattr(run, "evaluate_k", evaluate)
+    monkeypatch.setattr(run, "release_memory", lambda spark, keep_cache: None)
+    lines = []
+    params = EvalParams(cutoff=dt.date(2020, 11, 20), holdout_categories="1", ks=(10, 0, 50), seed=3)
+    records = run._evaluate_each_k(None, str(source), work, params, ["New"], [], None, {}, None, lines.append,
+                                   keep_work)
+    assert records == [f"record of K={k} with the model trained on K=0" for k in (0, 10, 50)]
+    assert "removing" in lines[2] and not (work / "k=50" / "stale").exists()
+    if keep_work:
+        assert seen == [(0, ["k=50"]), (10, ["k=0", "k=50"]), (50, ["k=0", "k=10"])]
+        assert sorted(p.name for p in work.iterdir()) == ["k=0", "k=10", "k=50", "source"]
+        assert not any("removed" in line for line in lines)
+    else:
+        assert seen == [(0, ["k=50"]), (10, ["k=50"]), (50, [])]  # no other finished K lake on disk
+        assert sorted(p.name for p in work.iterdir()) == ["source"]  # clear_seed_work takes it once records are saved
+        assert sum("its lake removed (0.00 GB freed" in line for line in lines) == 3, lines

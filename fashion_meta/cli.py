@@ -584,7 +584,7 @@ def cmd_evaluate(ctx: Context) -> str:
         if not keep_work:
             freed = clear_seed_work(seed_dir)
             if freed:
-                log.info("evaluate: seed %d: its rebuilt lakes removed (%.1f GB freed; --keep-work keeps them)",
+                log.info("evaluate: seed %d: its rebuilt lakes removed (%.2f GB freed; --keep-work keeps them)",
                          seed, freed / 1e9)
     for seed in seeds:
         source = a.input

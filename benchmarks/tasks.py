@@ -18,6 +18,7 @@ import argparse
 import datetime as dt
 import logging
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -87,6 +88,8 @@ def main() -> None:
 
     params = TaskParams(window_days=args.window_days)
     needed = tasks_job.required_feature_dates(spark, lake_root, run_date, params.window_days)
+    if needed is None:
+        sys.exit(f"no transactions under {lake_root}: nothing to build tasks from")
     missing = tasks_job.missing_feature_dates(spark, lake_root, *needed)
     if missing:
         t0 = time.monotonic()

@@ -179,7 +179,8 @@ def load_version_dir(path: str | Path, *, device: str | torch.device = "cpu") ->
     if expected != _sha256(weights_path):
         raise ValueError(f"{weights_path}: checksum does not match the card")
     tensors = load_file(str(weights_path), device=str(device))
-    inner = {k[len(INNER_LR_PREFIX):]: v for k, v in tensors.items() if k.startswith(INNER_LR_PREFIX)}
+    # copied: nothing of the loaded model may stay backed by the file (a caller may delete the version folder)
+    inner = {k[len(INNER_LR_PREFIX):]: v.clone() for k, v in tensors.items() if k.startswith(INNER_LR_PREFIX)}
     state = {k: v for k, v in tensors.items() if not k.startswith(INNER_LR_PREFIX)}
     model = TwoTower.from_architecture(card["architecture"])
     model.load_state_dict(state, strict=True)

@@ -98,8 +98,9 @@ def test_without_keep_work_each_k_lake_goes_once_its_k_is_evaluated(tmp_path, mo
     work = tmp_path / "seed=3"
     source = work / "source"
     (source / "bronze").mkdir(parents=True)
-    (work / "k=50").mkdir()  # left by an unfinished earlier run: rebuilt, not reused
-    (work / "k=50" / "stale").write_text("old")
+    for stale in ("k=50", "k=7"):  # left by an unfinished earlier run (k=7: another --ks): never reused
+        (work / stale).mkdir()
+        (work / stale / "stale").write_text("old")
     seen = []
 
     def build(spark, source_lake, target, params, k, new_categories, group_members):
@@ -122,12 +123,37 @@ def test_without_keep_work_each_k_lake_goes_once_its_k_is_evaluated(tmp_path, mo
     records = run._evaluate_each_k(None, str(source), work, params, ["New"], [], None, {}, None, lines.append,
                                    keep_work)
     assert records == [f"record of K={k} with the model trained on K=0" for k in (0, 10, 50)]
-    assert "removing" in lines[2] and not (work / "k=50" / "stale").exists()
-    if keep_work:
-        assert seen == [(0, ["k=50"]), (10, ["k=0", "k=50"]), (50, ["k=0", "k=10"])]
-        assert sorted(p.name for p in work.iterdir()) == ["k=0", "k=10", "k=50", "source"]
-        assert not any("removed" in line for line in lines)
-    else:
-        assert seen == [(0, ["k=50"]), (10, ["k=50"]), (50, [])]  # no other finished K lake on disk
+    assert not (work / "k=50" / "stale").exists()
+    if keep_work:  # a stale lake goes when its K comes up
+        assert seen == [(0, ["k=50", "k=7"]), (10, ["k=0", "k=50", "k=7"]), (50, ["k=0", "k=10", "k=7"])]
+        assert sorted(p.name for p in work.iterdir()) == ["k=0", "k=10", "k=50", "k=7", "source"]
+        assert "K=50: removing" in lines[2] and not any("removed" in line for line in lines)
+    else:  # stale lakes go first: no other K lake on disk while one is built
+        assert seen == [(0, []), (10, []), (50, [])]
         assert sorted(p.name for p in work.iterdir()) == ["source"]  # clear_seed_work takes it once records are saved
+        assert sum("removing" in line for line in lines[:2]) == 2, lines
         assert sum("its lake removed (0.00 GB freed" in line for line in lines) == 3, lines
+
+
+def test_a_k_lake_that_cannot_be_removed_does_not_lose_its_records(tmp_path, monkeypatch):
+    from fashion_meta.evaluation import run
+
+    def build(spark, source_lake, target, *args):
+        Path(target).mkdir(parents=True)
+
+    def evaluate(spark, k_lake, params, k, *args, trained=None, **kwargs):
+        return [f"record of K={k}"], {"fomaml": k}
+
+    def refuse(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(run, "build_k_lake", build)
+    monkeypatch.setattr(run, "evaluate_k", evaluate)
+    monkeypatch.setattr(run, "release_memory", lambda spark, keep_cache: None)
+    monkeypatch.setattr(run, "_remove_tree", refuse)
+    lines = []
+    params = EvalParams(cutoff=dt.date(2020, 11, 20), holdout_categories="1", ks=(0, 10), seed=3)
+    records = run._evaluate_each_k(None, str(tmp_path / "source"), tmp_path, params, ["New"], [], None, {}, None,
+                                   lines.append, False)
+    assert records == ["record of K=0", "record of K=10"]
+    assert all("could not be removed now ([Errno 13] Permission denied" in line for line in lines), lines

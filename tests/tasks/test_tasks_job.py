@@ -16,7 +16,7 @@ from fashion_meta.errors import InputError
 from fashion_meta.features.job import FeatureParams, run_features
 from fashion_meta.ingest.job import run_ingest
 from fashion_meta.synth.generator import ShopSpec, generate_shop
-from fashion_meta.tasks.job import TaskParams, run_tasks
+from fashion_meta.tasks.job import TaskParams, required_feature_dates, run_tasks
 
 pytestmark = [pytest.mark.spark, pytest.mark.feast, pytest.mark.slow]
 RUN = dt.date(2020, 6, 21)
@@ -31,6 +31,12 @@ def built(spark, tmp_path_factory):
     shop, root = base / "shop", str(base / "lake")
     generate_shop(ShopSpec(customers=400, articles=150, categories=5, days=21, seed=3), shop)
     run_ingest(spark, str(shop), root, as_of=RUN)
+    # the feature days the stage reads: the day before each window day and D, none before the first sale (06-01)
+    day = lambda d: dt.date(2020, 6, d)  # noqa: E731
+    assert required_feature_dates(spark, root, RUN, PARAMS.window_days) == (day(11), RUN)
+    assert required_feature_dates(spark, root, day(5), PARAMS.window_days) == (day(1), day(5))
+    before_any_sale = dt.date(2020, 5, 20)
+    assert required_feature_dates(spark, root, before_any_sale, PARAMS.window_days) == (before_any_sale,) * 2
     with pytest.raises(InputError, match="features missing for 11 day"):  # the 10 days before the window days, D
         run_tasks(spark, root, RUN, PARAMS)
     run_features(spark, root, RUN - dt.timedelta(days=PARAMS.window_days), RUN, FeatureParams(text_vectors=True))

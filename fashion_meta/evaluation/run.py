@@ -570,16 +570,14 @@ def _evaluate_each_k(spark: SparkSession, source: str, work: Path, params: EvalP
     """Build and evaluate the K lakes from the smallest K up (see ``run_evaluation``)."""
     records: list[EvalRecord] = []
     trained = None  # models of the smallest K, reused for the larger ones unless train_per_k (module docstring)
-    if not keep_work:  # lakes of a run that did not finish this seed go now, any K: one K lake at a time on disk
-        for path in sorted(p for p in work.glob("k=*") if p.is_dir()):
-            progress(f"seed {params.seed}: removing {path} of an unfinished earlier run")
-            shutil.rmtree(path)
+    # K lakes on disk are an earlier run's (one that did not finish this seed, or other settings): never reused,
+    # and removed first, so without keep_work the disk holds one K lake at a time
+    for path in sorted(p for p in work.glob("k=*") if p.is_dir()):
+        progress(f"seed {params.seed}: removing {path} of an earlier run")
+        shutil.rmtree(path)
     for k in sorted(params.ks):
         t0 = time.monotonic()
         k_lake = str(work / f"k={k}")
-        if Path(k_lake).exists():  # left by a run that did not finish this seed (no records.json): start it afresh
-            progress(f"seed {params.seed}: K={k}: removing {k_lake} of an unfinished earlier run")
-            shutil.rmtree(k_lake)
         build_k_lake(spark, source, k_lake, params, k, new_categories, group_members)
         found, models = evaluate_k(spark, k_lake, params, k, new_categories, new_groups, truth, group_of,
                                    group_members=group_members, trained=None if params.train_per_k else trained,
@@ -592,9 +590,11 @@ def _evaluate_each_k(spark: SparkSession, source: str, work: Path, params: EvalP
             line += f"; driver heap in use {heap[0]} MiB, {heap[1]} MiB after release"
         if not keep_work:  # the models of this K are in memory: the larger K needs nothing from its lake
             try:
-                line += f"; its lake removed ({_remove_tree(Path(k_lake)) / 1e9:.2f} GB freed; --keep-work keeps it)"
+                freed = _remove_tree(Path(k_lake))
             except OSError as exc:  # the K is evaluated: a lake that cannot go now goes with the seed's work
                 line += f"; its lake could not be removed now ({exc}), it goes once the seed's records are saved"
+            else:
+                line += f"; its lake removed ({freed / 1e9:.2f} GB freed; --keep-work keeps it)"
         progress(line)
     return records
 

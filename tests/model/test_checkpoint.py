@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import struct
+from pathlib import Path
 
 import pytest
 import torch
@@ -44,6 +45,20 @@ def test_round_trip_gives_the_same_scores_and_a_full_card(dataset, tmp_path):
     assert card["metrics"] == {"val_loss": 0.4, "val_ndcg12": None}  # NaN is not JSON: stored as null
     assert card["created_at"].endswith("Z") and card["architecture"]["dim"] == 4
     assert card["feature_spec"] == dataset.spec.to_dict()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").is_file(), reason="reads the process's memory maps (Linux)")
+def test_a_loaded_model_keeps_nothing_backed_by_its_weights_file(dataset, tmp_path):
+    # safetensors maps the file; a tensor kept as loaded (not copied) keeps the mapping, and the file, alive
+    import gc
+
+    _save(dataset, tmp_path, "v1", inner_lrs={"head.customer.bias": torch.full((4,), 0.25)})
+    weights = str((tmp_path / "v1" / "model.safetensors").resolve())
+    loaded = load_model(tmp_path, "v1")
+    gc.collect()
+    assert loaded.inner_lrs is not None and loaded.model is not None
+    assert weights not in Path("/proc/self/maps").read_text(), "a loaded tensor is still backed by the file"
+    torch.testing.assert_close(loaded.inner_lrs["head.customer.bias"], torch.full((4,), 0.25))
 
 
 def test_files_are_safetensors_and_json_and_loading_never_unpickles(dataset, tmp_path, monkeypatch):

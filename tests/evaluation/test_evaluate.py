@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fashion_meta.cli import main
+from fashion_meta.model.towers import ModelConfig
 
 pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
@@ -44,7 +45,10 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch):
     args = ["evaluate", "--holdout-categories", "2", "--holdout-groups", "1", "--out", str(out), "--ks", "0,10",
             "--seeds", "1", "--methods", "fomaml,transfer", "--epochs", "3", "--customers", "300",
             "--articles", "150", "--categories", "8", "--days", "45", "--window-days", "14",
-            "--lake", str(tmp_path / "lake")]  # its run-log row goes there, not into ./lake
+            "--lake", str(tmp_path / "lake"),  # its run-log row goes there, not into ./lake
+            "--config", str(tmp_path / "fashion-meta.toml")]
+    # evaluate builds its models from the code defaults: a shop's [train] settings (here a smaller model) are not read
+    (tmp_path / "fashion-meta.toml").write_text("[train]\ndim = 8\nhidden = [16]\n")
     # without --keep-work each K lake goes as soon as its K is evaluated: what the checks below need is read from
     # it just before the real removal, which must then leave nothing behind
     seen, removed, real_remove = {}, [], run._remove_tree
@@ -125,6 +129,9 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch):
     assert seen[10]["models"] is None
     # transfer trained first (though listed last); fomaml started from its weights instead of pretraining again
     assert seen[0]["fomaml_card"]["config"]["pretrained_from"] == str(work / "k=0" / "models" / "transfer")
+    default = ModelConfig()
+    assert (seen[0]["fomaml_card"]["architecture"]["dim"], seen[0]["fomaml_card"]["architecture"]["hidden"]) == (
+        default.dim, list(default.hidden)) != (8, [16])
     assert not seen[0]["pretrain_of_fomaml"]
     assert "K=0 task files" in report["meta"]["models"] and "K=0 task files" in text
     new_groups = [r for r in records if r["set"] == "new_groups" and r["k"] == 10]

@@ -60,14 +60,16 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch):
             arts = deltalake.DeltaTable(str(path / "bronze" / "articles")).to_pandas()[
                 ["article_id", "product_type_name", "first_seen_date"]]
             models = path / "models"
+            found = next((path / "task_files").glob("run_date=*/manifest.json"), None)
             seen[k] = {
                 "tx": tx.merge(arts, on="article_id"), "arts": arts,
                 "models": sorted(p.name for p in models.iterdir()) if models.is_dir() else None,
                 "fomaml_card": (json.loads((models / "fomaml" / "card.json").read_text())
                                 if (models / "fomaml" / "card.json").is_file() else None),
                 "pretrain_of_fomaml": (models / "runs" / "fomaml" / "pretrain").exists(),
-                "manifest": json.loads(next((path / "task_files").glob("run_date=*/manifest.json")).read_text()),
+                "manifest": json.loads(found.read_text()) if found else None,
                 "source_present": (path.parent / "source").is_dir(),  # the source lake stays until the seed ends
+                "records_saved": (path.parent / "records.json").is_file(),  # removed right after its K, not at the end
                 "other_k_lakes": sorted(p.name for p in path.parent.glob("k=*") if p != path),
             }
         freed = real_remove(path)
@@ -83,6 +85,8 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch):
     assert removed == ["k=0", "k=10", "source"], removed
     assert seen[0]["other_k_lakes"] == [] and seen[10]["other_k_lakes"] == []
     assert seen[0]["source_present"] and seen[10]["source_present"]
+    assert not seen[0]["records_saved"] and not seen[10]["records_saved"]
+    assert err.count("its lake removed") == 2
     assert "K=0 done in" in err and "its lake removed" in err and "its rebuilt lakes removed" in err
     assert sorted(p.name for p in work.iterdir()) == ["holdout.json", "records.json", "shop", "shop_spec.json"]
     report = json.loads((out / "metrics.json").read_text())
@@ -129,9 +133,9 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch):
     assert seen[10]["models"] is None
     # transfer trained first (though listed last); fomaml started from its weights instead of pretraining again
     assert seen[0]["fomaml_card"]["config"]["pretrained_from"] == str(work / "k=0" / "models" / "transfer")
-    default = ModelConfig()
-    assert (seen[0]["fomaml_card"]["architecture"]["dim"], seen[0]["fomaml_card"]["architecture"]["hidden"]) == (
-        default.dim, list(default.hidden)) != (8, [16])
+    default, built = ModelConfig(), seen[0]["fomaml_card"]["architecture"]
+    assert (default.dim, list(default.hidden)) != (8, [16])  # else the config file below would prove nothing
+    assert (built["dim"], built["hidden"]) == (default.dim, list(default.hidden))
     assert not seen[0]["pretrain_of_fomaml"]
     assert "K=0 task files" in report["meta"]["models"] and "K=0 task files" in text
     new_groups = [r for r in records if r["set"] == "new_groups" and r["k"] == 10]
@@ -140,6 +144,7 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch):
     # (the tasks job gets the members, not the name: their day-before group from the truncated history is another)
     group = report["meta"]["holdout"]["1"]["user_groups"][0]
     for k, low, high in ((0, 0, 0), (10, 1, 10)):
+        assert seen[k]["manifest"] is not None, f"k={k}: no task files manifest"
         manifest = seen[k]["manifest"]  # K=10's own tasks (support rows, tuning) are built too
         unit = [t for t in manifest["tasks"] if t["task_id"] == f"*|{group}"]
         positives = unit[0]["support_positives"] if unit else 0

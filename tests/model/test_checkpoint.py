@@ -52,8 +52,14 @@ def test_a_loaded_model_keeps_nothing_backed_by_its_weights_file(dataset, tmp_pa
     # safetensors maps the file; a tensor kept as loaded (not copied) keeps the mapping, and the file, alive
     import gc
 
+    from safetensors.torch import load_file
+
     _save(dataset, tmp_path, "v1", inner_lrs={"head.customer.bias": torch.full((4,), 0.25)})
     weights = str((tmp_path / "v1" / "model.safetensors").resolve())
+    raw = load_file(weights)  # the premise: tensors as safetensors loads them keep the file mapped
+    assert weights in Path("/proc/self/maps").read_text()
+    del raw
+    gc.collect()
     loaded = load_model(tmp_path, "v1")
     gc.collect()
     assert loaded.inner_lrs is not None and loaded.model is not None

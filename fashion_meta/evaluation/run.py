@@ -573,8 +573,8 @@ def _evaluate_each_k(spark: SparkSession, source: str, work: Path, params: EvalP
     # K lakes on disk are an earlier run's (one that did not finish this seed, or other settings): never reused,
     # and removed first, so without keep_work the disk holds one K lake at a time
     for path in sorted(p for p in work.glob("k=*") if p.is_dir()):
-        progress(f"seed {params.seed}: removing {path} of an earlier run")
-        shutil.rmtree(path)
+        freed = _remove_tree(path)
+        progress(f"seed {params.seed}: removed {path} of an earlier run ({freed / 1e9:.2f} GB freed)")
     for k in sorted(params.ks):
         t0 = time.monotonic()
         k_lake = str(work / f"k={k}")

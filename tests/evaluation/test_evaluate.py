@@ -86,8 +86,7 @@ def test_evaluate_on_a_tiny_shop(spark, tmp_path, capsys, monkeypatch):
     assert seen[0]["other_k_lakes"] == [] and seen[10]["other_k_lakes"] == []
     assert seen[0]["source_present"] and seen[10]["source_present"]
     assert not seen[0]["records_saved"] and not seen[10]["records_saved"]
-    assert err.count("its lake removed") == 2
-    assert "K=0 done in" in err and "its lake removed" in err and "its rebuilt lakes removed" in err
+    assert err.count("its lake removed") == 2 and "its rebuilt lakes removed" in err
     assert sorted(p.name for p in work.iterdir()) == ["holdout.json", "records.json", "shop", "shop_spec.json"]
     report = json.loads((out / "metrics.json").read_text())
     assert '"customers": 300' in (work / "shop_spec.json").read_text()  # the shop's shape, kept

@@ -124,7 +124,7 @@ def test_without_keep_work_each_k_lake_goes_once_its_k_is_evaluated(tmp_path, mo
                                    keep_work)
     assert records == [f"record of K={k} with the model trained on K=0" for k in (0, 10, 50)]
     assert not (work / "k=50" / "stale").exists()
-    assert [line.split("/")[-1] for line in lines[:2]] == ["k=50 of an earlier run", "k=7 of an earlier run"]
+    assert [line.split("/")[-1] for line in lines[:2]] == [f"k={k} of an earlier run (0.00 GB freed)" for k in (50, 7)]
     if keep_work:
         assert seen == [(0, []), (10, ["k=0"]), (50, ["k=0", "k=10"])]
         assert sorted(p.name for p in work.iterdir()) == ["k=0", "k=10", "k=50", "source"]

@@ -1,0 +1,106 @@
+"""benchmarks/evaluation/oracle.py: the ceiling analysis rebuilds the generator's hidden state and ranks honestly."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fashion_meta.model.metrics import ndcg_at_k
+from fashion_meta.synth import generator as G
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = {"customers": 1500, "articles": 400, "categories": 12, "days": 60}
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    spec = importlib.util.spec_from_file_location("oracle_bench", ROOT / "benchmarks" / "evaluation" / "oracle.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ndcg_ranks_by_score_and_breaks_ties_by_article_id(oracle):
+    ids = np.array(["0300", "0100", "0200", "0400"])
+    truths = [{"0200"}, {"0100", "0400"}]
+    ties = np.zeros((2, 4))
+    expected = np.mean([ndcg_at_k(["0100", "0200", "0300", "0400"], t, 12) for t in truths])
+    assert oracle.ndcg(ties, ids, truths) == pytest.approx(expected)
+    best = np.array([[0, 0, 1, 0], [0, 1, 0, 1]], dtype=float)  # each customer's truth on top
+    assert oracle.ndcg(best, ids, truths) == pytest.approx(1.0)
+    worst = -best
+    assert oracle.ndcg(worst, ids, truths, n=2) == 0.0
+
+
+def test_within_category_r2_ignores_the_category_means(oracle):
+    rng = np.random.default_rng(0)
+    category = np.repeat([0, 1, 2], 50)
+    true = rng.normal(size=(150, 4)) + 10.0 * category[:, None]
+    assert oracle.within_category_r2(true, true, category) == pytest.approx(1.0)
+    means = np.vstack([true[category == c].mean(0) for c in category])
+    assert oracle.within_category_r2(means, true, category) == pytest.approx(0.0, abs=1e-12)
+    # a prediction off by a constant per category is still perfect within each category
+    assert oracle.within_category_r2(true + 3.0 * category[:, None], true, category) == pytest.approx(1.0)
+
+
+def test_ridge_recovers_a_linear_map(oracle):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(500, 6))
+    w = rng.normal(size=(6, 3))
+    y = x @ w + 5.0
+    np.testing.assert_allclose(oracle.ridge(x, y, alpha=1e-6), w, atol=1e-6)
+
+
+def test_bag_of_words_has_one_column_per_attribute_value_and_word(oracle):
+    row = {c: "x" for c in oracle.BOW_COLUMNS}
+    articles = pd.DataFrame([{**row, "prod_name": "Malibu trousers", "detail_desc": "Soft trousers."},
+                             {**row, "colour_group_name": "Black", "prod_name": "Top", "detail_desc": ""}])
+    bow = oracle.bag_of_words(articles)
+    # 8 attribute columns: 7 shared values + 2 colours; words: malibu, soft, top, trousers
+    assert bow.shape == (2, 7 + 2 + 4)
+    assert bow.sum(axis=1).tolist() == [8 + 3, 8 + 1]
+    assert set(np.unique(bow)) == {0.0, 1.0}
+
+
+def test_a_rebuilt_state_that_does_not_match_the_shop_is_refused(oracle, tmp_path, monkeypatch):
+    real = G.generate_shop  # the shop on disk comes from other streams than the state the script rebuilds
+    monkeypatch.setattr(oracle.G, "generate_shop",
+                        lambda spec, out: real(G.ShopSpec(**{**spec.__dict__, "seed": 6}), out))
+    with pytest.raises(AssertionError, match="rebuilt catalog does not match"):
+        oracle.run(5, k=20, draws=1, holdout=1, learn=False, work=tmp_path, shape=TINY)
+
+
+def test_run_on_a_tiny_shop_replays_the_protocol(oracle, tmp_path):
+    table, extra = oracle.run(11, k=20, draws=2, holdout=2, learn=True, work=tmp_path, shape=TINY)
+    # the held-out categories are the two with the latest first sale up to the cutoff, as the evaluation picks them
+    articles = pd.read_csv(tmp_path / "articles.csv", dtype=str)
+    tx = pd.read_csv(tmp_path / "transactions_train.csv", dtype=str)
+    tx["t_dat"] = pd.to_datetime(tx["t_dat"]).dt.date
+    tx["category"] = tx["article_id"].map(dict(zip(articles["article_id"], articles["product_type_name"])))
+    cutoff = dt.date(2020, 6, 1) + dt.timedelta(days=TINY["days"] - 1 - 7)
+    first = tx[tx["t_dat"] <= cutoff].groupby("category")["t_dat"].min()
+    held = sorted(sorted(first.index, key=lambda c: (first[c], c), reverse=True)[:2])
+    assert extra["facts"]["held_out"] == held
+    assert sorted(table["category"]) == held
+    # truth customers: every buyer of the category in the 7 query days
+    query = tx[(tx["t_dat"] > cutoff) & (tx["t_dat"] <= cutoff + dt.timedelta(days=7))]
+    for name, customers in zip(table["category"], table["customers"]):
+        assert customers == query.loc[query["category"] == name, "customer_id"].nunique() > 0
+    methods = ["support", "true_bias", "true_affinity", "oracle"]
+    assert ((table[methods] >= 0) & (table[methods] <= 1)).all().all()
+    curve = extra["curve"]
+    inputs = {"affinity", "history_latent", "probe_text", "probe_bow", "learnt_text", "learnt_bow"}
+    assert set(curve["input"]) == inputs and set(curve["weight"]) == set(oracle.WEIGHTS)
+    assert len(curve) == len(held) * len(inputs) * len(oracle.WEIGHTS)
+    pooled, by_weight = oracle.pool(table, curve)
+    share = table["customers"] / table["customers"].sum()
+    assert pooled["oracle"] == pytest.approx(float((table["oracle"] * share).sum()))
+    for name in inputs:
+        assert pooled[f"support + {name}"] == pytest.approx(by_weight.loc[name].max())
+    # the generator's own logit ranks its own purchases better than counting 20 support rows
+    assert pooled["oracle"] > pooled["support"]

@@ -110,12 +110,18 @@ def ndcg(scores: np.ndarray, article_ids: np.ndarray, truths: list[set[str]], n:
     return float(np.mean([ndcg_at_k(list(ids[row]), truth, n) for row, truth in zip(top, truths)]))
 
 
-def pooled_history(n_customers: int, customer: np.ndarray, article: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Mean of ``x`` over each customer's purchases (zeros without any)."""
+def _history_sums(n_customers: int, customer: np.ndarray, article: np.ndarray,
+                  x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per customer: the sum of ``x`` over her history rows, and how many rows."""
     total = np.zeros((n_customers, x.shape[1]))
     np.add.at(total, customer, x[article])
-    count = np.bincount(customer, minlength=n_customers)[:, None]
-    return total / np.maximum(count, 1)
+    return total, np.bincount(customer, minlength=n_customers).astype(np.float64)
+
+
+def pooled_history(n_customers: int, customer: np.ndarray, article: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Mean of ``x`` over each customer's purchases (zeros without any)."""
+    total, count = _history_sums(n_customers, customer, article, x)
+    return total / np.maximum(count, 1)[:, None]
 
 
 def event_histories(x: np.ndarray, customer: np.ndarray, article: np.ndarray, events: np.ndarray,
@@ -126,9 +132,7 @@ def event_histories(x: np.ndarray, customer: np.ndarray, article: np.ndarray, ev
     row of the event's own article (a customer who bought it twice must not see it in her history: a held-out
     article never is); events with nothing else in the history are dropped.
     """
-    total = np.zeros((n_customers, x.shape[1]))
-    np.add.at(total, customer, x[article])
-    count = np.bincount(customer, minlength=n_customers).astype(np.float64)
+    total, count = _history_sums(n_customers, customer, article, x)
     same = (pd.Series(1, index=pd.MultiIndex.from_arrays([customer, article]))
             .groupby(level=[0, 1]).transform("sum").to_numpy().astype(np.float64))  # this customer's rows of it
     eu, ea, es = customer[events], article[events], same[events]
@@ -195,9 +199,7 @@ def replay_protocol(spark, shop: Path, lake_root: Path, params) -> dict:
 
     from fashion_meta import lake
     from fashion_meta.evaluation import protocol
-    from fashion_meta.evaluation.run import (
-        _pick_groups, groups_at, launched_recently, pick_new_categories, truth_table,
-    )
+    from fashion_meta.evaluation.run import _pick_groups, groups_at, launched_recently, pick_new_categories
     from fashion_meta.features.job import article_categories
     from fashion_meta.ingest.job import run_ingest
 
@@ -208,19 +210,20 @@ def replay_protocol(spark, shop: Path, lake_root: Path, params) -> dict:
                               params.category_column).select("article_id", "category")
     new_categories = pick_new_categories(tx, cats, params.cutoff, params.holdout_categories)
     customers = lake.read_table(spark, lake.table_path(root, constants.BRONZE_CUSTOMERS))
-    groups = groups_at(tx, customers, params.cutoff)
+    groups = groups_at(tx, customers, params.cutoff).persist()  # read three times below, as the evaluation does
     new_groups = _pick_groups(groups, params)
     members = groups.where(F.col("user_group").isin(new_groups)) if new_groups else None
+    member_ids = set() if members is None else {r[0] for r in members.select("customer_id").collect()}
     kept = protocol.truncate_for_holdout(launched_recently(tx, cats, params, new_categories, members), cats,
                                          params.cutoff, params.ks[0], params.seed, new_categories, members)
     kept = (kept.select("customer_id", "article_id", "t_dat").dropDuplicates()
             .join(cats, on="article_id").toPandas())
+    groups.unpersist()
     held = kept["category"].isin(new_categories)
-    truth = truth_table(tx, cats, params.cutoff, params.query_days).to_pandas()
-    return {"support": kept[held], "history": kept[~held],
-            "truth": truth[truth["category"].isin(new_categories)], "categories": new_categories,
-            "groups": new_groups,
-            "members": set() if members is None else {r[0] for r in members.select("customer_id").collect()}}
+    truth = (protocol.query_truth(tx, cats, params.cutoff, params.query_days)
+             .where(F.col("category").isin(new_categories)).orderBy("category", "customer_id").toPandas())
+    return {"support": kept[held], "history": kept[~held], "truth": truth, "categories": new_categories,
+            "groups": new_groups, "members": member_ids}
 
 
 def run(spark, seed: int, k: int, holdout: int, holdout_groups: int, learn: bool, work: Path,

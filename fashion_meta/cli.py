@@ -456,12 +456,13 @@ def _train(ctx: Context, run_date: dt.date, promote: str = "gate", progress: boo
             method=method, inner_steps=t["inner_steps"], inner_lr=t["inner_lr"], outer_lr=t["outer_lr"],
             meta_batch=t["meta_batch"], epochs=t["epochs"], patience=t["patience"], adapt=t["adapt"] or None,
             seed=seed, cold_fraction=t["cold_fraction"], unit_episodes=t["unit_episodes"], init=t["meta_init"],
-            validate_launches=t["validate_launches"],
+            validate_launches=t["validate_launches"], softmax_weight=t["softmax_weight"],
         )
+        # transfer's pretraining, and the start of meta-training when meta_init = "pretrained"
+        pretrain = PretrainConfig(epochs=t["epochs"], patience=t["patience"], seed=seed,
+                                  softmax_weight=t["softmax_weight"])
     except ValueError as exc:
         raise ConfigError(f"[train]: {exc}") from None
-    # transfer's pretraining, and the start of meta-training when meta_init = "pretrained"
-    pretrain = PretrainConfig(epochs=t["epochs"], patience=t["patience"], seed=seed)
     try:
         # the thread count is restored after: the nightly goes on to other stages in this process
         with torch_threads(t["threads"] if t["threads"] > 0 else None):

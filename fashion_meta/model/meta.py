@@ -24,6 +24,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +37,19 @@ from tqdm.auto import tqdm
 from .data import Batch, Task, with_support_evidence
 from .logs import EpochLog
 from .scoring import query_ndcg
-from .towers import Params, TwoTower, pair_loss, parameter_names
+from .towers import Params, TwoTower, group_softmax_loss, pair_loss, parameter_names
 
 LossFn = Callable[[nn.Module, Params, Any], torch.Tensor]
 
 
-def task_loss(model: nn.Module, params: Params, batch: Batch) -> torch.Tensor:
-    """Mean BCE of the model under ``params`` on a batch of labelled pairs."""
+def task_loss(model: nn.Module, params: Params, batch: Batch, softmax_weight: float = 0.0) -> torch.Tensor:
+    """Mean BCE of the model under ``params`` on a batch of labelled pairs, plus ``softmax_weight`` times the
+    within-group softmax loss (each purchase against the negatives sampled with it, ``group_softmax_loss``)."""
     logits = functional_call(model, dict(params), (batch.customer_inputs, batch.article_inputs, batch.evidence))
-    return pair_loss(logits, batch.labels)
+    loss = pair_loss(logits, batch.labels)
+    if softmax_weight:
+        loss = loss + softmax_weight * group_softmax_loss(logits, batch.labels, batch.groups)
+    return loss
 
 
 def _is_empty(support: Any) -> bool:
@@ -151,6 +156,10 @@ class MetaConfig:
     unit_support: int = 250  # rows of a unit episode's support (K=50 purchases with 4 negatives each)
     unit_query: int = 500
     query_size: int | None = None
+    # weight of the within-group softmax term in the query (outer and validation) loss: each query purchase ranked
+    # against the negatives sampled with it (towers.group_softmax_loss); the support loss stays BCE (a launch-day
+    # support purchase has no negatives). 0 = BCE only
+    softmax_weight: float = 0.0
     # where meta-training starts: "random" (the seeded initialisation) or "pretrained" (first the transfer
     # learner's supervised pretraining on the same train tasks, train.py; the start is validated as epoch 0, so
     # early stopping can keep it)
@@ -172,6 +181,8 @@ class MetaConfig:
         if self.validate_launches and self.cold_fraction == 0:
             raise ValueError("validate_launches needs launch episodes (cold_fraction > 0): a model trained without "
                              "them does not rank launches in launch mode")
+        if not (self.softmax_weight >= 0 and math.isfinite(self.softmax_weight)):
+            raise ValueError(f"softmax_weight must be a finite number >= 0, got {self.softmax_weight!r}")
         if self.meta_batch < 1 or self.epochs < 1 or self.inner_steps < 0 or self.patience < 1:
             raise ValueError("meta_batch, epochs, patience must be >= 1 and inner_steps >= 0")
 
@@ -305,8 +316,11 @@ def evaluate_tasks(
     adapt_names: Iterable[str] | None = None,
     lrs: Mapping[str, torch.Tensor] | None = None,
     adapter: Callable[[TwoTower, Params, Batch], Params] | None = None,
+    query_loss: LossFn | None = None,
 ) -> dict[str, float]:
-    """Mean query loss and NDCG@12 over tasks, after adapting on each support set and without adapting."""
+    """Mean query loss (``query_loss``, default ``task_loss``) and NDCG@12 over tasks, after adapting on each support
+    set and without adapting."""
+    query_loss = query_loss or task_loss
     base = {n: p.detach() for n, p in (params.items() if params is not None else model.named_parameters())}
     fixed_lrs = {n: v.detach() for n, v in lrs.items()} if lrs is not None else None
     names = list(adapt_names) if adapt_names is not None else None
@@ -317,9 +331,9 @@ def evaluate_tasks(
         else:
             adapted = adapt(model, base, task.support, steps, lr, adapt_names=names, lrs=fixed_lrs)
         with torch.no_grad():
-            out["loss"].append(task_loss(model, adapted, task.query).item())
+            out["loss"].append(query_loss(model, adapted, task.query).item())
             # unadapted = the model as it is before any support set: no support evidence either
-            out["loss_unadapted"].append(task_loss(model, base, task.query.with_evidence(None)).item())
+            out["loss_unadapted"].append(query_loss(model, base, task.query.with_evidence(None)).item())
         out["ndcg12"].append(query_ndcg(model, adapted, task.query))
         out["ndcg12_unadapted"].append(query_ndcg(model, base, task.query.with_evidence(None)))
     result = {}
@@ -384,6 +398,7 @@ def meta_train(
                       "columns, or no support purchase left); selecting on the warm validation loss only",
                       RuntimeWarning, stacklevel=2)
     method = config.spec
+    query_loss = partial(task_loss, softmax_weight=config.softmax_weight)
     names = parameter_names(model, config.adapt_selection)
     lrs = init_inner_lrs(model, names, config.inner_lr) if method.learn_lrs else None
     optimiser = torch.optim.Adam([*model.parameters(), *(lrs.values() if lrs else [])], lr=config.outer_lr)
@@ -395,7 +410,8 @@ def meta_train(
 
     def validate() -> dict[str, Any]:
         """The validation columns of an epoch's row (launch columns only with launch validation)."""
-        kwargs: dict[str, Any] = dict(steps=config.serving_steps, lr=config.inner_lr, adapt_names=names, lrs=lrs)
+        kwargs: dict[str, Any] = dict(steps=config.serving_steps, lr=config.inner_lr, adapt_names=names, lrs=lrs,
+                                      query_loss=query_loss)
         metrics = evaluate_tasks(model, None, val, **kwargs)
         row = {f"val_{k}": v for k, v in metrics.items() if k != "tasks"}
         if val_launch:
@@ -446,7 +462,7 @@ def meta_train(
                         query = hide_columns(query, cold_columns, article_features)
                     adapted = adapt(model, params, support, config.inner_steps, config.inner_lr, adapt_names=names,
                                     create_graph=method.second_order, lrs=lrs)
-                    loss = task_loss(model, adapted, query) / len(chunk)
+                    loss = query_loss(model, adapted, query) / len(chunk)
                     loss.backward()  # per task, so at most one task's graph is alive
                     batch_loss += loss.item()
                 optimiser.step()

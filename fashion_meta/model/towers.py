@@ -198,3 +198,29 @@ def parameter_names(model: nn.Module, which: str | Sequence[str] = "all") -> lis
 def pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean binary cross-entropy of pair logits against 0/1 labels."""
     return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def group_softmax_loss(logits: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Mean over purchases of -log softmax of the purchase against the negatives of its group.
+
+    ``groups`` [N] int64: a row's (customer, day) group (``Batch.groups``). Each positive competes with its group's
+    negatives only (not with the other purchases of the group); a positive whose group has no negative (a launch-day
+    purchase) has nothing to rank against and is left out. Zero, still connected to ``logits``, when no positive has
+    a negative. Twice differentiable (exp, log and scatter-add), so it serves as a second-order MAML outer loss.
+    """
+    if logits.numel() == 0:
+        return logits.sum()
+    n_groups = int(groups.max().item()) + 1
+    positive = labels > 0.5
+    # per-group shift for stability (a constant per group: it leaves the loss and its gradients unchanged)
+    shift = torch.full((n_groups,), -torch.inf, dtype=logits.dtype, device=logits.device).scatter_reduce(
+        0, groups, logits.detach(), reduce="amax")
+    shifted = logits - shift[groups]
+    negatives = torch.zeros(n_groups, dtype=logits.dtype, device=logits.device).index_add(
+        0, groups, torch.where(positive, torch.zeros_like(shifted), shifted.exp()))
+    has_rival = positive & (negatives[groups] > 0)
+    if not bool(has_rival.any()):
+        return (logits * 0.0).sum()
+    pos_shifted = shifted[has_rival]
+    rivals = negatives[groups[has_rival]]
+    return (torch.log(pos_shifted.exp() + rivals) - pos_shifted).mean()

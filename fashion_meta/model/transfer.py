@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .data import Batch, Task
 from .logs import EpochLog
 from .meta import LossFn, _check_roles, _usable, adapt, evaluate_tasks, task_loss
-from .towers import LOWER_PREFIXES, ModelConfig, Params, TwoTower, build_model, pair_loss
+from .towers import LOWER_PREFIXES, ModelConfig, Params, TwoTower, build_model, group_softmax_loss, pair_loss
 
 
 def fine_tune(
@@ -76,8 +76,16 @@ class PretrainConfig:
     fine_tune_steps: int = 5
     fine_tune_lr: float = 0.05
     frozen_prefixes: tuple[str, ...] = LOWER_PREFIXES
+    # weight of the within-group softmax term (each purchase against the negatives sampled with it,
+    # towers.group_softmax_loss) in the pretraining and validation loss; > 0 batches whole (customer, day) groups
+    # together. Fine-tuning on a support set stays BCE. 0 = BCE only
+    softmax_weight: float = 0.0
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not (self.softmax_weight >= 0 and math.isfinite(self.softmax_weight)):
+            raise ValueError(f"softmax_weight must be a finite number >= 0, got {self.softmax_weight!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -126,6 +134,16 @@ def pretrain(
                              "validation_tasks": [t.task_id for t in val]}, sink=on_epoch)
     n_batches = math.ceil(len(rows) / config.batch_size)
     x_c, x_a = rows.customer_inputs, rows.article_inputs
+    groups = rows.groups if config.softmax_weight else None
+    query_loss = partial(task_loss, softmax_weight=config.softmax_weight)
+
+    def shuffled() -> torch.Tensor:
+        """A random order of the rows; with the softmax term, a random order of whole groups (rows of a group
+        stay together, so only a batch boundary can split one)."""
+        if groups is None:
+            return torch.randperm(len(rows), generator=gen).to(device)
+        rank = torch.randperm(int(groups.max().item()) + 1, generator=gen).to(device)[groups]
+        return torch.argsort(rank, stable=True)
 
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -136,12 +154,15 @@ def pretrain(
     try:
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
-            order = torch.randperm(len(rows), generator=gen).to(device)
+            order = shuffled()
             losses = []
             for b in range(n_batches):
                 idx = order[b * config.batch_size:(b + 1) * config.batch_size]
                 optimiser.zero_grad(set_to_none=True)
-                loss = pair_loss(model(x_c[idx], x_a[idx]), rows.labels[idx])
+                logits = model(x_c[idx], x_a[idx])
+                loss = pair_loss(logits, rows.labels[idx])
+                if groups is not None:
+                    loss = loss + config.softmax_weight * group_softmax_loss(logits, rows.labels[idx], groups[idx])
                 loss.backward()
                 optimiser.step()
                 losses.append(loss.item())
@@ -150,7 +171,7 @@ def pretrain(
             row: dict[str, Any] = {"epoch": epoch, "train_loss": float(np.mean(losses))}
             if val:
                 metrics = evaluate_tasks(model, None, val, steps=config.fine_tune_steps, lr=config.fine_tune_lr,
-                                         adapter=adapter)
+                                         adapter=adapter, query_loss=query_loss)
                 row.update({f"val_{k}": v for k, v in metrics.items() if k != "tasks"})
             row["seconds"] = round(time.perf_counter() - started, 4)
             log.append(row)

@@ -181,3 +181,25 @@ def test_query_before_support_is_refused(tmp_path, task_folder):
     (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="support rows are not strictly earlier than query rows"):
         load_task_dataset(folder)
+
+
+def test_groups_are_customer_days_and_concat_keeps_tasks_apart(dataset):
+    from fashion_meta.model.data import Batch
+
+    task = dataset.by_role("train")[0]
+    query = task.query
+    groups = query.groups.numpy()
+    keys = [(c, str(d)) for c, d in zip(query.customer_ids, query.days)]
+    # one group per (customer, day): equal keys <=> equal group
+    for i in range(len(keys)):
+        for j in range(len(keys)):
+            assert (groups[i] == groups[j]) == (keys[i] == keys[j])
+    # every purchase's group holds the negatives sampled with it
+    labels = query.labels.numpy()
+    assert all((labels[groups == g] == 0).any() for g in np.unique(groups[labels == 1]))
+    # the same rows twice, as two tasks: the copies never share a group; select keeps the concatenated groups
+    both = Batch.concat([query, query])
+    n = len(query)
+    assert set(both.groups[:n].tolist()).isdisjoint(both.groups[n:].tolist())
+    picked = both.select(np.arange(n, 2 * n))
+    assert torch.equal(picked.groups, both.groups[n:])

@@ -176,3 +176,22 @@ def test_meta_training_beats_no_adaptation_on_a_planted_signal(planted, tmp_path
     assert best["val_loss"] < best["val_loss_unadapted"] - 0.1
     assert best["val_loss"] < untrained["loss"] - 0.02  # meta-training made adaptation better
     assert best["val_ndcg12"] > best["val_ndcg12_unadapted"]
+
+
+def test_meta_train_with_the_softmax_term_uses_it_for_the_query_loss(dataset, tmp_path):
+    from functools import partial
+
+    config = MetaConfig(method="maml", epochs=2, patience=2, inner_steps=1, inner_lr=0.5, outer_lr=0.01,
+                        meta_batch=4, seed=1, progress=False, softmax_weight=0.5)
+    model = _model(dataset)
+    val = dataset.by_role("validation")
+    result = meta_train(model, dataset.by_role("train"), val, config, log_dir=tmp_path)
+    names = result.adapt_names
+    with_term = evaluate_tasks(model, None, val, steps=1, lr=0.5, adapt_names=names,
+                               query_loss=partial(task_loss, softmax_weight=0.5))
+    bce_only = evaluate_tasks(model, None, val, steps=1, lr=0.5, adapt_names=names)
+    assert with_term["loss"] == pytest.approx(result.best["val_loss"], rel=1e-5)
+    assert with_term["loss"] > bce_only["loss"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["config"]["softmax_weight"] == 0.5
+    with pytest.raises(ValueError, match="softmax_weight"):
+        MetaConfig(softmax_weight=float("nan"))

@@ -53,6 +53,7 @@ def test_train_command_trains_on_its_thread_count_and_restores_the_callers(task_
     ('meta_init = "warm"', "init must be one of random, pretrained"),
     # validate_launches reaches MetaConfig, which refuses it without launch episodes
     ("cold_fraction = 0.0\nvalidate_launches = true", "validate_launches needs launch episodes"),
+    ("softmax_weight = -0.5", "softmax_weight must be a finite number >= 0"),
 ])
 def test_train_command_refuses_a_bad_meta_setting_in_one_line(task_folder, tmp_path, capsys, setting, message):
     pytest.importorskip("pyspark", reason="the command's run log needs pyspark (a GPU box may have no Spark)")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pytest
 import torch
 
 from fashion_meta.model.towers import ModelConfig, build_model, parameter_names
@@ -52,3 +55,37 @@ def test_init_is_seeded_and_leaves_global_rng_alone():
     b, c = build_model(7, 5, seed=1), build_model(7, 5, seed=2)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+
+
+def test_group_softmax_loss_matches_hand_computed_values():
+    from fashion_meta.model.towers import group_softmax_loss
+
+    # group 0: purchase 2.0 and two negatives (0.0, 1.0); group 1: two purchases (1.0, -1.0) and one negative 0.5;
+    # group 2: a purchase with no negative (left out)
+    logits = torch.tensor([2.0, 0.0, 1.0, 1.0, -1.0, 0.5, 3.0], dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([1, 0, 0, 1, 1, 0, 1], dtype=torch.float64)
+    groups = torch.tensor([0, 0, 0, 1, 1, 1, 2])
+    expected = (-math.log(math.e ** 2 / (math.e ** 2 + 1 + math.e))
+                - math.log(math.e / (math.e + math.e ** 0.5))
+                - math.log(math.e ** -1 / (math.e ** -1 + math.e ** 0.5))) / 3
+    loss = group_softmax_loss(logits, labels, groups)
+    assert loss.item() == pytest.approx(expected, rel=1e-12)
+    # large logits: the per-group shift keeps it finite and unchanged
+    shifted = group_softmax_loss(logits + 1000.0, labels, groups)
+    assert shifted.item() == pytest.approx(expected, rel=1e-9)
+    loss.backward()
+    assert logits.grad[6] == 0.0 and logits.grad[0] < 0 and logits.grad[1] > 0  # the lone purchase gets no gradient
+
+
+def test_group_softmax_loss_without_rivals_is_zero_and_twice_differentiable():
+    from fashion_meta.model.towers import group_softmax_loss
+
+    logits = torch.tensor([0.3, -0.2], requires_grad=True)
+    alone = group_softmax_loss(logits, torch.tensor([1.0, 1.0]), torch.tensor([0, 1]))
+    assert alone.item() == 0.0 and alone.requires_grad
+    w = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    x = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [0.5, 0.5, 0.5]])
+    loss = group_softmax_loss(x @ w, torch.tensor([1.0, 0.0, 1.0, 0.0]), torch.tensor([0, 0, 1, 1]))
+    (g,) = torch.autograd.grad(loss, w, create_graph=True)
+    (h,) = torch.autograd.grad(g.sum(), w)
+    assert g.norm() > 0 and h.norm() > 0  # a second-order outer loss has a non-zero Hessian term

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from fashion_meta.model.meta import task_loss
@@ -52,3 +53,30 @@ def test_pretrain_learns_logs_and_selects_on_validation(dataset, tmp_path):
     assert result.best_epoch == 1 + losses.index(min(losses))
     log = json.loads((tmp_path / "metrics.json").read_text())
     assert log["kind"] == "pretrain" and len(log["epochs"]) == result.epochs_run
+
+
+def test_pretrain_with_the_softmax_term_trains_and_validates_on_it(dataset, tmp_path):
+    from functools import partial
+
+    from fashion_meta.model.meta import evaluate_tasks
+
+    config = PretrainConfig(epochs=3, lr=0.01, batch_size=64, patience=3, fine_tune_steps=2, fine_tune_lr=0.2,
+                            softmax_weight=1.0, progress=False)
+    runs = []
+    for _ in range(2):
+        model = _model(dataset)
+        result = pretrain(model, dataset.by_role("train"), dataset.by_role("validation"), config,
+                          log_dir=tmp_path / str(len(runs)))
+        runs.append((model, result))
+    (model, result), (again, _) = runs
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))  # seeded
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    val = dataset.by_role("validation")
+    adapter = partial(fine_tune, steps=2, lr=0.2)
+    with_term = evaluate_tasks(model, None, val, steps=2, lr=0.2, adapter=adapter,
+                               query_loss=partial(task_loss, softmax_weight=1.0))
+    bce_only = evaluate_tasks(model, None, val, steps=2, lr=0.2, adapter=adapter)
+    assert with_term["loss"] == pytest.approx(result.best["val_loss"], rel=1e-5)  # selected on the same loss
+    assert with_term["loss"] > bce_only["loss"] + 0.1
+    with pytest.raises(ValueError, match="softmax_weight"):
+        PretrainConfig(softmax_weight=-1.0)

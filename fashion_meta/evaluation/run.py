@@ -5,6 +5,7 @@ categories keep their first K interactions before the cutoff, held-out user grou
 cutoff): bronze tables, features of the task window and the cutoff day, task files (with the held-out slices as
 adaptation units of K support purchases; held-out user groups reach the tasks job as their members at the cutoff,
 since a purchase's own group there comes from the truncated history), and one model per training method. Every method then ranks, for each
+(customer, held-out category) with a purchase in the ``query_days`` after the cutoff, that category's in-stock
 articles at the cutoff; the four metrics are averaged over those customers with a seeded bootstrap interval.
 Held-out user groups are evaluated likewise over the warm categories, and warm categories on a sample of
 customers. Baseline knobs are tuned on the validation tasks of the same task files, never on held-out slices.

@@ -52,8 +52,8 @@ class Batch:
     article_ids: np.ndarray  # [N] str
     days: np.ndarray | None = None  # [N] datetime64[D] (t_dat), when known
     evidence: torch.Tensor | None = None  # [N, EVIDENCE_DIM] support evidence of each row's article (evidence.py)
-    # [N] int64 (customer, day) group of each row (see ``groups``); set by concat, which keeps the parts' groups apart
-    group_ids: torch.Tensor | None = None
+    # [N] int64: which batch of a ``concat`` each row came from (None: one part), so ``groups`` keeps parts apart
+    parts: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -72,14 +72,15 @@ class Batch:
     def groups(self) -> torch.Tensor:
         """Row -> index of its (customer, day) group [N] int64: a purchase and the negatives sampled with it (same
         customer, category and day; a task holds one category). Without days, a customer's rows form one group.
-        Rows of different concatenated batches (tasks, so categories) never share a group."""
-        if self.group_ids is not None:
-            return self.group_ids
-        keys = self.customer_ids.astype(str)
-        if self.days is not None:
-            keys = np.char.add(np.char.add(keys, "|"), np.asarray(self.days).astype("datetime64[D]").astype(str))
-        _, inverse = np.unique(keys, return_inverse=True)
-        return torch.from_numpy(inverse.reshape(-1).astype(np.int64)).to(self.device)
+        Rows of different concatenated batches (tasks, so categories) never share a group. Computed on first use."""
+        key = np.zeros(len(self), dtype=np.int64)
+        columns = [self.parts, self.customer_ids, None if self.days is None else self.days.astype("datetime64[D]")]
+        for column in columns:  # mixed-radix key of the columns' codes, then renumbered 0..G-1
+            if column is None or not len(self):
+                continue
+            codes = np.unique(column, return_inverse=True)[1].reshape(-1).astype(np.int64)
+            key = np.unique(key * (int(codes.max()) + 1) + codes, return_inverse=True)[1].reshape(-1).astype(np.int64)
+        return torch.from_numpy(key).to(self.device)
 
     @property
     def device(self) -> torch.device:
@@ -90,8 +91,7 @@ class Batch:
         return Batch(
             self.customer_features.to(device), self.customer_vectors.to(device), self.article_features.to(device),
             self.article_vectors.to(device), self.labels.to(device), self.customer_ids, self.article_ids, self.days,
-            None if self.evidence is None else self.evidence.to(device),
-            None if self.group_ids is None else self.group_ids.to(device),
+            None if self.evidence is None else self.evidence.to(device), self.parts,
         )
 
     def with_evidence(self, evidence: torch.Tensor | None) -> Batch:
@@ -115,7 +115,7 @@ class Batch:
             take(self.customer_features), take(self.customer_vectors), take(self.article_features),
             take(self.article_vectors), take(self.labels), self.customer_ids[idx], self.article_ids[idx],
             None if self.days is None else self.days[idx], None if self.evidence is None else take(self.evidence),
-            None if self.group_ids is None else take(self.group_ids),
+            None if self.parts is None else self.parts[idx],
         )
 
     def rows(self, start: int, stop: int) -> Batch:
@@ -126,7 +126,7 @@ class Batch:
             self.customer_ids[start:stop], self.article_ids[start:stop],
             None if self.days is None else self.days[start:stop],
             None if self.evidence is None else self.evidence[start:stop],
-            None if self.group_ids is None else self.group_ids[start:stop],
+            None if self.parts is None else self.parts[start:stop],
         )
 
     @classmethod
@@ -137,16 +137,16 @@ class Batch:
         days = None if any(b.days is None for b in batches) else np.concatenate([b.days for b in batches])
         # evidence belongs to one support set: rows of several keep it only if every part has it
         evidence = None if any(b.evidence is None for b in batches) else torch.cat([b.evidence for b in batches])
-        groups, offset = [], 0
-        for b in batches:  # each part's groups, numbered after the previous parts'
-            groups.append(b.groups.cpu() + offset)
-            offset += int(b.groups.max().item()) + 1 if len(b) else 0
+        parts, offset = [], 0
+        for b in batches:  # a part that is itself a concatenation keeps its own parts apart
+            own = b.parts if b.parts is not None else np.zeros(len(b), dtype=np.int64)
+            parts.append(own + offset)
+            offset += int(own.max()) + 1 if len(b) else 1
         return cls(
             torch.cat([b.customer_features for b in batches]), torch.cat([b.customer_vectors for b in batches]),
             torch.cat([b.article_features for b in batches]), torch.cat([b.article_vectors for b in batches]),
             torch.cat([b.labels for b in batches]), np.concatenate([b.customer_ids for b in batches]),
-            np.concatenate([b.article_ids for b in batches]), days, evidence,
-            torch.cat(groups).to(batches[0].device),
+            np.concatenate([b.article_ids for b in batches]), days, evidence, np.concatenate(parts),
         )
 
     @classmethod

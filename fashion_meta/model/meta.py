@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from .data import Batch, Task, with_support_evidence
 from .logs import EpochLog
 from .scoring import query_ndcg
-from .towers import Params, TwoTower, group_softmax_loss, pair_loss, parameter_names
+from .towers import Params, TwoTower, check_softmax_weight, parameter_names, training_loss
 
 LossFn = Callable[[nn.Module, Params, Any], torch.Tensor]
 
@@ -46,10 +46,7 @@ def task_loss(model: nn.Module, params: Params, batch: Batch, softmax_weight: fl
     """Mean BCE of the model under ``params`` on a batch of labelled pairs, plus ``softmax_weight`` times the
     within-group softmax loss (each purchase against the negatives sampled with it, ``group_softmax_loss``)."""
     logits = functional_call(model, dict(params), (batch.customer_inputs, batch.article_inputs, batch.evidence))
-    loss = pair_loss(logits, batch.labels)
-    if softmax_weight:
-        loss = loss + softmax_weight * group_softmax_loss(logits, batch.labels, batch.groups)
-    return loss
+    return training_loss(logits, batch.labels, batch.groups if softmax_weight else None, softmax_weight)
 
 
 def _is_empty(support: Any) -> bool:
@@ -181,8 +178,7 @@ class MetaConfig:
         if self.validate_launches and self.cold_fraction == 0:
             raise ValueError("validate_launches needs launch episodes (cold_fraction > 0): a model trained without "
                              "them does not rank launches in launch mode")
-        if not (self.softmax_weight >= 0 and math.isfinite(self.softmax_weight)):
-            raise ValueError(f"softmax_weight must be a finite number >= 0, got {self.softmax_weight!r}")
+        check_softmax_weight(self.softmax_weight)
         if self.meta_batch < 1 or self.epochs < 1 or self.inner_steps < 0 or self.patience < 1:
             raise ValueError("meta_batch, epochs, patience must be >= 1 and inner_steps >= 0")
 

@@ -25,13 +25,14 @@ defaults) a within-group softmax term in pretraining and in the meta-learners' q
 datasets already contain explicit sampled negatives (same customer, category and day), so BCE uses them directly
 and stays well-defined on a support set of a handful of rows (K shots), where a softmax would lose every positive
 without negatives (a launch-day purchase has none): the support (inner-loop and fine-tuning) loss stays BCE. The
-softmax term trains what the ranking needs, each purchase above the articles it was bought instead of; at weight
-1.0 it raised new categories at K=50 from 1.00x to 1.03x the best non-meta method on the development seed but
-lowered them from 0.98x to 0.93x on the first kept seed (benchmarks/RESULTS.md), so BCE alone stays the default.
+softmax term trains what the ranking needs, each purchase above the articles it was bought instead of; measured
+at weight 1.0 it helped the development seed and hurt the kept seeds (benchmarks/RESULTS.md), so it is off by
+default.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -204,6 +205,24 @@ def pair_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor | None,
+                  softmax_weight: float = 0.0) -> torch.Tensor:
+    """The loss pretraining and the meta-learners' query minimise: ``pair_loss`` plus ``softmax_weight`` times
+    ``group_softmax_loss`` (``groups`` is needed only when the weight is not 0)."""
+    loss = pair_loss(logits, labels)
+    if softmax_weight:
+        if groups is None:
+            raise ValueError("the softmax term needs each row's (customer, day) group")
+        loss = loss + softmax_weight * group_softmax_loss(logits, labels, groups)
+    return loss
+
+
+def check_softmax_weight(weight: float) -> None:
+    """Refuse a softmax weight that is negative or not a finite number (ValueError)."""
+    if not (weight >= 0 and math.isfinite(weight)):
+        raise ValueError(f"softmax_weight must be a finite number >= 0, got {weight!r}")
+
+
 def group_softmax_loss(logits: torch.Tensor, labels: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Mean over purchases of -log softmax of the purchase against the negatives of its group.
 
@@ -222,7 +241,10 @@ def group_softmax_loss(logits: torch.Tensor, labels: torch.Tensor, groups: torch
     shifted = logits - shift[groups]
     negatives = torch.zeros(n_groups, dtype=logits.dtype, device=logits.device).index_add(
         0, groups, torch.where(positive, torch.zeros_like(shifted), shifted.exp()))
-    has_rival = positive & (negatives[groups] > 0)
+    # rivals by count, not by the sum: a negative far below its group's best row can underflow to 0 yet be there
+    n_negatives = torch.zeros(n_groups, dtype=torch.int64, device=logits.device).index_add(
+        0, groups, (~positive).to(torch.int64))
+    has_rival = positive & (n_negatives[groups] > 0)
     if not bool(has_rival.any()):
         return (logits * 0.0).sum()
     pos_shifted = shifted[has_rival]

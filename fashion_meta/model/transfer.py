@@ -22,7 +22,9 @@ from tqdm.auto import tqdm
 from .data import Batch, Task
 from .logs import EpochLog
 from .meta import LossFn, _check_roles, _usable, adapt, evaluate_tasks, task_loss
-from .towers import LOWER_PREFIXES, ModelConfig, Params, TwoTower, build_model, group_softmax_loss, pair_loss
+from .towers import (
+    LOWER_PREFIXES, ModelConfig, Params, TwoTower, build_model, check_softmax_weight, pair_loss, training_loss,
+)
 
 
 def fine_tune(
@@ -84,13 +86,19 @@ class PretrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if not (self.softmax_weight >= 0 and math.isfinite(self.softmax_weight)):
-            raise ValueError(f"softmax_weight must be a finite number >= 0, got {self.softmax_weight!r}")
+        check_softmax_weight(self.softmax_weight)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["frozen_prefixes"] = list(self.frozen_prefixes)
         return d
+
+
+def group_order(groups: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """A random order of the rows that keeps each group's rows together (groups in random order, rows of a group in
+    their order), so that cutting it into batches splits a group only at a batch boundary."""
+    rank = torch.randperm(int(groups.max().item()) + 1, generator=gen).to(groups.device)[groups]
+    return torch.argsort(rank, stable=True)
 
 
 @dataclass
@@ -137,14 +145,6 @@ def pretrain(
     groups = rows.groups if config.softmax_weight else None
     query_loss = partial(task_loss, softmax_weight=config.softmax_weight)
 
-    def shuffled() -> torch.Tensor:
-        """A random order of the rows; with the softmax term, a random order of whole groups (rows of a group
-        stay together, so only a batch boundary can split one)."""
-        if groups is None:
-            return torch.randperm(len(rows), generator=gen).to(device)
-        rank = torch.randperm(int(groups.max().item()) + 1, generator=gen).to(device)[groups]
-        return torch.argsort(rank, stable=True)
-
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -154,15 +154,14 @@ def pretrain(
     try:
         for epoch in range(1, config.epochs + 1):
             started = time.perf_counter()
-            order = shuffled()
+            order = (torch.randperm(len(rows), generator=gen).to(device) if groups is None
+                     else group_order(groups, gen))
             losses = []
             for b in range(n_batches):
                 idx = order[b * config.batch_size:(b + 1) * config.batch_size]
                 optimiser.zero_grad(set_to_none=True)
-                logits = model(x_c[idx], x_a[idx])
-                loss = pair_loss(logits, rows.labels[idx])
-                if groups is not None:
-                    loss = loss + config.softmax_weight * group_softmax_loss(logits, rows.labels[idx], groups[idx])
+                loss = training_loss(model(x_c[idx], x_a[idx]), rows.labels[idx],
+                                     None if groups is None else groups[idx], config.softmax_weight)
                 loss.backward()
                 optimiser.step()
                 losses.append(loss.item())
@@ -196,4 +195,4 @@ def pretrain(
                           epochs_run=len(log.rows), stopped_early=stopped, log_paths=log.paths)
 
 
-__all__ = ["fine_tune", "from_scratch", "pretrain", "PretrainConfig", "PretrainResult", "task_loss"]
+__all__ = ["fine_tune", "from_scratch", "group_order", "pretrain", "PretrainConfig", "PretrainResult", "task_loss"]

@@ -197,9 +197,13 @@ def test_groups_are_customer_days_and_concat_keeps_tasks_apart(dataset):
     # every purchase's group holds the negatives sampled with it
     labels = query.labels.numpy()
     assert all((labels[groups == g] == 0).any() for g in np.unique(groups[labels == 1]))
-    # the same rows twice, as two tasks: the copies never share a group; select keeps the concatenated groups
+    # the same rows twice, as two tasks: the copies never share a group, each copy keeps the partition; rows
+    # selected across both copies (and a concat of concats) still keep them apart
     both = Batch.concat([query, query])
     n = len(query)
     assert set(both.groups[:n].tolist()).isdisjoint(both.groups[n:].tolist())
-    picked = both.select(np.arange(n, 2 * n))
-    assert torch.equal(picked.groups, both.groups[n:])
+    assert torch.equal(both.groups[n:] - both.groups[n:].min(), query.groups)
+    mixed = both.select(np.r_[np.arange(n), np.arange(n, 2 * n)][::-1].copy())
+    assert len(set(mixed.groups.tolist())) == 2 * len(set(groups.tolist()))
+    nested = Batch.concat([both, query])
+    assert len(set(nested.groups.tolist())) == 3 * len(set(groups.tolist()))

@@ -89,3 +89,19 @@ def test_group_softmax_loss_without_rivals_is_zero_and_twice_differentiable():
     (g,) = torch.autograd.grad(loss, w, create_graph=True)
     (h,) = torch.autograd.grad(g.sum(), w)
     assert g.norm() > 0 and h.norm() > 0  # a second-order outer loss has a non-zero Hessian term
+
+
+def test_group_softmax_loss_counts_a_negative_whose_exp_underflows():
+    from fashion_meta.model.towers import group_softmax_loss, training_loss
+
+    # group 0: the purchase beats its negative by 1000 (exp underflows to 0; loss ~0, still a ranked purchase);
+    # group 1: a tie (log 2)
+    logits = torch.tensor([0.0, -1000.0, 0.0, 0.0], dtype=torch.float64)
+    labels = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    groups = torch.tensor([0, 0, 1, 1])
+    assert group_softmax_loss(logits, labels, groups).item() == pytest.approx(math.log(2) / 2, rel=1e-12)
+    bce = training_loss(logits, labels, None)
+    both = training_loss(logits, labels, groups, softmax_weight=2.0)
+    assert both.item() == pytest.approx(bce.item() + math.log(2), rel=1e-12)
+    with pytest.raises(ValueError, match="group"):
+        training_loss(logits, labels, None, softmax_weight=1.0)

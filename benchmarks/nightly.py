@@ -2,7 +2,7 @@
 
     nice -n 10 .venv/bin/python benchmarks/nightly.py [--customers 100000] [--articles 20000]
         [--transactions 5000000] [--categories 30] [--days 120] [--seed 42] [--work DIR] [--keep]
-        [--config FILE] [--sample-seconds 0.5]
+        [--config FILE] [--sample-seconds 0.5] [--spark-conf KEY=VALUE ...]
 
 Generates the shop with ``fashion-meta generate`` (timed on its own, not part of the nightly), then runs
 ``fashion-meta nightly --input SHOP --lake LAKE --run-date <last day>`` as a child process on a fresh lake, with
@@ -12,7 +12,11 @@ sampled every ``--sample-seconds`` with psutil: peak of the tree's sum, and the 
 its own. Stage times, row counts and serving modes come from the run's own ``runs/run_date=D/summary.json``.
 CPU seconds are those of the whole tree, sampled per process (up to one sampling interval short per process).
 The load average at the start and the end is printed: on a shared machine wall times move with the other jobs,
-CPU seconds less so.
+CPU seconds less so. The Spark JVM's CPU is also split by thread (from ``/proc/<pid>/task/*``, Linux only): the
+C2 and C1 JIT compilers, garbage collection and VM threads, and the rest (the threads that plan and run the
+queries). ``--spark-conf KEY=VALUE`` (repeatable) goes into a ``spark-defaults.conf`` in a fresh ``SPARK_CONF_DIR``
+for the nightly, e.g. ``--spark-conf "spark.driver.defaultJavaOptions=-XX:TieredStopAtLevel=1"``; the busy CPU
+of the whole machine (``/proc/stat``) over the nightly is printed too, for runs on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -47,7 +51,49 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true")
     parser.add_argument("--config", help="TOML config for the nightly (default: the packaged defaults)")
     parser.add_argument("--sample-seconds", type=float, default=0.5)
-    return parser.parse_args()
+    parser.add_argument("--spark-conf", action="append", default=[], metavar="KEY=VALUE",
+                        help="a Spark setting for the nightly's spark-defaults.conf (repeatable)")
+    args = parser.parse_args()
+    for item in args.spark_conf:
+        if "=" not in item or not item.split("=", 1)[0].strip():
+            parser.error(f"--spark-conf {item!r}: expected KEY=VALUE")
+    return args
+
+
+def jvm_thread_group(name: str) -> str:
+    """The group of a JVM thread by its name (Linux ``comm``, 15 characters at most)."""
+    if name.startswith("C2 Compiler"):
+        return "C2 JIT"
+    if name.startswith("C1 Compiler"):
+        return "C1 JIT"
+    if name.startswith(("GC Thread", "G1 ", "VM Thread", "VM Periodic")):
+        return "GC + VM"
+    return "rest"
+
+
+def jvm_cpu_by_group(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of a JVM's live threads, by ``jvm_thread_group``; empty if unreadable."""
+    groups: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return groups
+    for task in tasks:
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        group = jvm_thread_group(name)
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return groups
+
+
+def machine_busy_seconds() -> float:
+    """Busy CPU seconds of the whole machine since boot (``/proc/stat``: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
 
 
 class TreeMemory:
@@ -59,6 +105,7 @@ class TreeMemory:
         self.peak_total = 0
         self.peak_by_kind: dict[str, int] = {}
         self.cpu_by_pid: dict[int, float] = {}  # latest user+system seconds of every process seen in the tree
+        self.jvm_threads: dict[int, dict[str, float]] = {}  # latest CPU by thread group of every JVM seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -91,6 +138,8 @@ class TreeMemory:
                 self.cpu_by_pid[proc.pid] = times.user + times.system
                 total += rss
                 kind = self._kind(proc)
+                if kind == "spark JVM":
+                    self.jvm_threads[proc.pid] = jvm_cpu_by_group(proc.pid) or self.jvm_threads.get(proc.pid, {})
                 by_kind[kind] = by_kind.get(kind, 0) + rss
             self.peak_total = max(self.peak_total, total)
             for kind, rss in by_kind.items():
@@ -130,14 +179,24 @@ def main() -> None:
     if args.config:
         cmd += ["--config", args.config]
     log_file = work / "nightly.log"
+    env = dict(os.environ)
+    if args.spark_conf:
+        conf_dir = work / "spark-conf"
+        conf_dir.mkdir(exist_ok=True)
+        (conf_dir / "spark-defaults.conf").write_text(
+            "".join(f"{k.strip()} {v.strip()}\n" for k, v in (item.split("=", 1) for item in args.spark_conf)))
+        env["SPARK_CONF_DIR"] = str(conf_dir)
+        print(f"spark-defaults.conf: {'; '.join(args.spark_conf)}", flush=True)
+    busy_start = machine_busy_seconds()
     started = time.monotonic()
     with log_file.open("w") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
         memory = TreeMemory(proc.pid, args.sample_seconds)
         memory.start()
         code = proc.wait()
         memory.stop()
     wall = time.monotonic() - started
+    busy = machine_busy_seconds() - busy_start
     # sampled per process: the Spark JVM and its Python workers are grandchildren that this process never reaps,
     # so its children_user/children_system miss them (the last sample before each exit is what is counted)
     cpu = sum(memory.cpu_by_pid.values())
@@ -152,7 +211,16 @@ def main() -> None:
         print(f"| {stage} | {seconds:.1f} | {seconds / summary['total_seconds']:.0%} |")
     print(f"| **nightly (stages)** | **{summary['total_seconds']:.1f}** | |")
     print(f"| process wall incl. Spark start/stop | {wall:.1f} | |")
-    print(f"\nCPU seconds of the process tree: {cpu:.0f} ({cpu / wall:.2f} cores busy on average)")
+    print(f"\nCPU seconds of the process tree: {cpu:.0f} ({cpu / wall:.2f} cores busy on average); the whole "
+          f"machine's busy CPU over the nightly: {busy:.0f} s")
+    jvm: dict[str, float] = {}
+    for groups in memory.jvm_threads.values():
+        for group, seconds in groups.items():
+            jvm[group] = jvm.get(group, 0.0) + seconds
+    if jvm:
+        jvm_total = sum(jvm.values())
+        print(f"Spark JVM CPU by thread (last sample of each JVM): {jvm_total:.0f} s; " + ", ".join(
+            f"{g} {jvm.get(g, 0.0):.0f} s ({jvm.get(g, 0.0) / jvm_total:.0%})" for g in ("C2 JIT", "C1 JIT", "GC + VM", "rest")))
     print(f"peak RSS of the process tree: {memory.peak_total / 2**30:.2f} GiB; by kind: " + ", ".join(
         f"{kind} {rss / 2**30:.2f} GiB" for kind, rss in sorted(memory.peak_by_kind.items())))
     rec = summary.get("recommend", {})

@@ -235,13 +235,13 @@ import sys, typeguard, typeguard._decorators as d
 calls = []
 real = d.instrument
 d.instrument = lambda f: calls.append(f.__qualname__) or real(f)
-from fashion_meta.feast_store import import_feast, open_store
+from fashion_meta.feast_store import import_feast
 feast = import_feast()
 assert typeguard.typechecked is d.typechecked, "typeguard.typechecked not restored"
 before = len(calls)
 from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
 from feast import Entity, FeatureView, FeatureService, Field
-print(before, len(calls), feast.FeatureView.__init__.__code__.co_filename)
+print(before, len(calls))
 """
 
 
@@ -252,7 +252,7 @@ def test_import_feast_leaves_out_typeguard_instrumentation_unless_asked(typechec
     done = subprocess.run([sys.executable, "-c", _COUNT_INSTRUMENTED], capture_output=True, text=True, env=env,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    at_import, after, _ = done.stdout.split()
+    at_import, after = done.stdout.split()
     if typecheck:
         assert int(at_import) > 100  # every method of Feast's decorated classes, one re-parse of its module each
     else:

@@ -16,7 +16,7 @@ CPU seconds less so. The Spark JVM's CPU is also split by thread (from ``/proc/<
 C2 and C1 JIT compilers, garbage collection and VM threads, and the rest (the threads that plan and run the
 queries). ``--spark-conf KEY=VALUE`` (repeatable) goes into a ``spark-defaults.conf`` in a fresh ``SPARK_CONF_DIR``
 for the nightly, e.g. ``--spark-conf "spark.driver.defaultJavaOptions=-XX:TieredStopAtLevel=1"``; the busy CPU
-of the whole machine (``/proc/stat``) over the nightly is printed too, for runs on an otherwise idle machine.
+of the whole machine over the nightly is printed too, for runs on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -91,9 +91,9 @@ def jvm_cpu_by_group(pid: int) -> dict[str, float]:
 
 
 def machine_busy_seconds() -> float:
-    """Busy CPU seconds of the whole machine since boot (``/proc/stat``: all but idle and iowait)."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+    """Busy CPU seconds of the whole machine since boot: all but idle and iowait (``psutil.cpu_times``)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 class TreeMemory:

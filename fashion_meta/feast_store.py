@@ -36,7 +36,8 @@ LAKE_ENV = "FASHION_META_LAKE"
 TEXT_MODEL_ENV = "FASHION_META_TEXT_MODEL"
 JARS_ENV = "FASHION_META_JARS_DIR"
 TYPECHECK_ENV = "FASHION_META_FEAST_TYPECHECK"
-# The Feast modules fashion-meta uses that decorate classes with typeguard's @typechecked (imported by import_feast).
+# The Feast modules fashion-meta imports (import_feast imports them together, so that every @typechecked class they
+# pull in, directly or through Feast's own imports, passes through).
 FEAST_MODULES = ("feast", "feast.feature_store", "feast.infra.offline_stores.contrib.spark_offline_store.spark",
                  "feast.infra.offline_stores.contrib.spark_offline_store.spark_source")
 
@@ -67,17 +68,16 @@ def import_feast():
         import typeguard
     except ImportError:  # a Feast release without typeguard: nothing to leave out
         typeguard = None
-    if typeguard is None or "feast" in sys.modules or os.environ.get(TYPECHECK_ENV, "") == "1":
-        for name in FEAST_MODULES:
-            importlib.import_module(name)
-        return sys.modules["feast"]
-    original = typeguard.typechecked
-    typeguard.typechecked = _pass_through
+    skip = typeguard is not None and "feast" not in sys.modules and os.environ.get(TYPECHECK_ENV, "") != "1"
+    original = typeguard.typechecked if skip else None
+    if skip:
+        typeguard.typechecked = _pass_through
     try:
         for name in FEAST_MODULES:
             importlib.import_module(name)
     finally:
-        typeguard.typechecked = original
+        if skip:
+            typeguard.typechecked = original
     return sys.modules["feast"]
 
 
